@@ -1,0 +1,111 @@
+"""The superposed body: pre-activation wide residual blocks (DESIGN.md section 2, step 5)."""
+
+import keras
+from keras import ops
+
+from keras_mimo.layers.activations import make_activation
+from keras_mimo.layers.regularizers import IsometryRegularizer
+
+
+def conv_initializer(seed=None):
+    """He-normal on fan-out, the reference's kaiming_normal_(mode="fan_out", nonlinearity="relu")."""
+    return keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal", seed=seed)
+
+
+def batch_norm(name):
+    """BatchNorm with PyTorch's defaults (momentum 0.1 there is 0.9 here, eps 1e-5), so converted weights behave the same."""
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+
+
+@keras.saving.register_keras_serializable(package="keras_mimo")
+class PreActWideBlock(keras.layers.Layer):
+    """BN -> act -> conv3x3(stride) -> BN -> act -> conv3x3, plus the shortcut.
+
+    The shortcut is the identity, or ``conv1x1(stride) + BN`` of the raw block input when the
+    stride or channel count changes (as in the reference). Strided 3x3 convolutions pad one
+    pixel on every side (PyTorch's ``padding=1``), not Keras' asymmetric "same".
+
+    Args:
+        filters: output channels.
+        strides: stride of the first convolution (1 or 2).
+        activation: "relu", "prelu" or "srelu".
+        activation_init: PReLU slope / SReLU offset at initialisation (None: 0.5 / -1).
+        isometry_regularization: weight of the isometry regulariser on the three convolutions (0 disables).
+        seed: seed of the convolution initialisers.
+    """
+
+    def __init__(self, filters, strides=1, activation="relu", activation_init=None, isometry_regularization=0.0,
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.strides = int(strides)
+        self.activation = activation
+        self.activation_init = activation_init
+        self.isometry_regularization = float(isometry_regularization)
+        self.seed = seed
+        self.bn1 = batch_norm("bn1")
+        self.act1 = make_activation(activation, activation_init, name="act1")
+        self.conv1 = self._conv(3, self.strides, "conv1", 0)
+        self.bn2 = batch_norm("bn2")
+        self.act2 = make_activation(activation, activation_init, name="act2")
+        self.conv2 = self._conv(3, 1, "conv2", 1)
+        self.shortcut_conv = None
+        self.shortcut_bn = None
+
+    def _conv(self, size, strides, name, offset):
+        regularizer = IsometryRegularizer(self.isometry_regularization, strides) if self.isometry_regularization else None
+        return keras.layers.Conv2D(
+            self.filters, size, strides=strides, padding="valid" if strides > 1 or size == 1 else "same", use_bias=False,
+            kernel_initializer=conv_initializer(None if self.seed is None else self.seed + offset),
+            kernel_regularizer=regularizer, name=name,
+        )
+
+    @property
+    def has_projection(self):
+        return self.shortcut_conv is not None
+
+    def build(self, input_shape):
+        in_channels = input_shape[-1]
+        height, width = input_shape[1], input_shape[2]
+        out_height = None if height is None else (height - 1) // self.strides + 1
+        out_width = None if width is None else (width - 1) // self.strides + 1
+        self.bn1.build(input_shape)
+        self.act1.build(input_shape)
+        self.conv1.build(input_shape)
+        mid_shape = (input_shape[0], out_height, out_width, self.filters)
+        self.bn2.build(mid_shape)
+        self.act2.build(mid_shape)
+        self.conv2.build(mid_shape)
+        if self.strides != 1 or in_channels != self.filters:
+            self.shortcut_conv = self._conv(1, self.strides, "shortcut_conv", 2)
+            self.shortcut_bn = batch_norm("shortcut_bn")
+            self.shortcut_conv.build(input_shape)
+            self.shortcut_bn.build(mid_shape)
+
+    def call(self, inputs, training=None):
+        out = self.act1(self.bn1(inputs, training=training))
+        if self.strides > 1:
+            out = ops.pad(out, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        out = self.conv1(out)
+        out = self.conv2(self.act2(self.bn2(out, training=training)))
+        shortcut = inputs
+        if self.shortcut_conv is not None:
+            shortcut = self.shortcut_bn(self.shortcut_conv(inputs), training=training)
+        return out + shortcut
+
+    def compute_output_shape(self, input_shape):
+        height, width = input_shape[1], input_shape[2]
+        return (
+            input_shape[0],
+            None if height is None else (height - 1) // self.strides + 1,
+            None if width is None else (width - 1) // self.strides + 1,
+            self.filters,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters, strides=self.strides, activation=self.activation,
+            activation_init=self.activation_init, isometry_regularization=self.isometry_regularization, seed=self.seed,
+        )
+        return config

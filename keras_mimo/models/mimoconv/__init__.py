@@ -1,0 +1,1 @@
+from keras_mimo.models.mimoconv.mimoconv import MIMOConv, WideResNet

@@ -1,0 +1,235 @@
+"""MIMOConv: a Wide-ResNet that runs its body once on a superposition of N images (DESIGN.md section 2)."""
+
+import keras
+from keras import ops
+
+from keras_mimo.layers.activations import ACTIVATIONS
+from keras_mimo.layers.binding import BINDINGS, SuperpositionBinding
+from keras_mimo.layers.residual import PreActWideBlock, batch_norm, conv_initializer
+from keras_mimo.layers.unbinding import UnbindingHead
+from keras_mimo.superposition import SwitchableSuperposition, check_superposition, pad_to_multiple
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} must be a positive integer.")
+    return value
+
+
+def _check_image_shape(input_shape):
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    if shape is None or len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise ValueError(
+            f"input_shape={input_shape!r} must be (height, width, channels) with positive integers, "
+            "e.g. (32, 32, 3) for CIFAR or (20, 20, 1) for centre-cropped MNIST."
+        )
+    return shape
+
+
+@keras.saving.register_keras_serializable(package="keras_mimo")
+class MIMOConv(SwitchableSuperposition, keras.Model):
+    """Wide-ResNet computing in superposition: stem per image -> bind N -> body once -> unbind N -> classify.
+
+    ``model.superposition`` (N, any divisor of ``capacity``) can be changed at any time; the
+    same weights then trade accuracy for throughput. A batch whose size is not a multiple of
+    N is padded internally and every input gets its own row of logits, in order.
+
+    Args:
+        depth: WRN depth; ``(depth - 4) / 6`` blocks per stage (10, 16, 22, 28, ...).
+        width: WRN widening factor: stage widths 16w, 32w, 64w.
+        initial_width: stem width factor: the stem and the superposition have 16 * initial_width channels.
+        num_classes: classifier outputs.
+        capacity: superposition slots N_cap built into the model.
+        binding: "hrr" (circular convolution with trainable keys), "mbat" (per-slot matrices) or "none".
+        activation: body activation, "prelu" (MIMOConv), "relu" (WideResNet) or "srelu" (WideISONet).
+        input_shape: (height, width, channels) of one image.
+        superposition: N at construction (default: the capacity).
+        binding_regularization: weight of the HRR key regulariser added to the loss (0 disables).
+        isometry_regularization: weight of the isometry regulariser on body convolutions (0 disables).
+        trainable_keys: whether binding keys are trained.
+        activation_init: initial PReLU slope / SReLU offset (None: 0.5 / -1).
+        seed: seed of every initialiser (keys included), for repeatable models.
+    """
+
+    def __init__(self, depth=28, width=10, initial_width=4, num_classes=10, capacity=4, binding="hrr",
+                 activation="prelu", input_shape=(32, 32, 3), superposition=None, binding_regularization=0.1,
+                 isometry_regularization=1e-4, trainable_keys=True, activation_init=None, seed=None, **kwargs):
+        depth = _positive_int("depth", depth)
+        if depth < 10 or (depth - 4) % 6:
+            raise ValueError(f"depth={depth} is not a Wide-ResNet depth: it must be 6k + 4 with k >= 1 (10, 16, 22, 28, ...).")
+        width = _positive_int("width", width)
+        initial_width = _positive_int("initial_width", initial_width)
+        num_classes = _positive_int("num_classes", num_classes)
+        capacity = _positive_int("capacity", capacity)
+        if binding not in BINDINGS:
+            raise ValueError(f"binding={binding!r} is unknown: use one of {BINDINGS}.")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation={activation!r} is unknown: use one of {ACTIVATIONS}.")
+        input_shape = _check_image_shape(input_shape)
+        superposition = check_superposition(capacity if superposition is None else superposition, capacity)
+        for name, value in (("binding_regularization", binding_regularization), ("isometry_regularization", isometry_regularization)):
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name}={value!r} must be a number >= 0 (0 switches it off).")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"seed={seed!r} must be an integer or None.")
+        super().__init__(**kwargs)
+
+        self.depth = depth
+        self.width = width
+        self.initial_width = initial_width
+        self.num_classes = num_classes
+        self.capacity = capacity
+        self.binding = binding
+        self.activation = activation
+        self.image_shape = input_shape
+        self._superposition = superposition
+        self.binding_regularization = float(binding_regularization)
+        self.isometry_regularization = float(isometry_regularization)
+        self.trainable_keys = bool(trainable_keys)
+        self.activation_init = activation_init
+        self.seed = seed
+
+        seeds = iter(range(10**6)) if seed is None else iter(range(seed, seed + 10**6, 8))
+        next_seed = (lambda: None) if seed is None else (lambda: next(seeds))
+
+        stem_channels = 16 * initial_width
+        self.stem_conv = keras.layers.Conv2D(
+            stem_channels, 3, padding="same", use_bias=False, kernel_initializer=conv_initializer(next_seed()), name="stem_conv"
+        )
+        self.stem_bn = batch_norm("stem_bn")
+        self.stem_act = keras.layers.ReLU(name="stem_act")
+        self.bind = SuperpositionBinding(
+            capacity, binding, regularization=self.binding_regularization, trainable_keys=self.trainable_keys,
+            seed=next_seed(), name="binding",
+        )
+        blocks_per_stage = (depth - 4) // 6
+        self.blocks = []
+        for stage, (filters, stride) in enumerate(((16 * width, 1), (32 * width, 2), (64 * width, 2)), start=1):
+            for index in range(blocks_per_stage):
+                self.blocks.append(
+                    PreActWideBlock(
+                        filters, stride if index == 0 else 1, activation=activation, activation_init=activation_init,
+                        isometry_regularization=self.isometry_regularization, seed=next_seed(),
+                        name=f"stage{stage}_block{index + 1}",
+                    )
+                )
+        self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
+        self.unbind = UnbindingHead(
+            capacity, identity=(binding == "none" and capacity == 1),
+            kernel_initializer=conv_initializer(next_seed()), name="unbinding",
+        )
+        self.classifier = keras.layers.Dense(num_classes, kernel_initializer=keras.initializers.GlorotUniform(next_seed()), name="classifier")
+        self.build((None,) + input_shape)
+
+    # ---------------------------------------------------------------- operating point
+    @property
+    def superposition(self):
+        """How many inputs share one superposition (N); any divisor of ``capacity``."""
+        return self._superposition
+
+    @superposition.setter
+    def superposition(self, value):
+        value = check_superposition(value, self.capacity)
+        self._switch_operating_point(self._superposition, value)
+        self._superposition = value
+
+    def compile(self, *args, **kwargs):
+        self._forget_compiled_functions()
+        return super().compile(*args, **kwargs)
+
+    # ---------------------------------------------------------------- graph
+    @property
+    def feature_channels(self):
+        """Width of the pooled body output and of each unbound slot vector (64 * width)."""
+        return 64 * self.width
+
+    def build(self, input_shape):
+        if self.built:
+            return
+        input_shape = tuple(input_shape)
+        if tuple(input_shape[1:]) != self.image_shape:
+            raise ValueError(f"{self.name} was built for images of shape {self.image_shape}, got {input_shape[1:]}.")
+        self.stem_conv.build(input_shape)
+        shape = (None,) + input_shape[1:3] + (16 * self.initial_width,)
+        self.stem_bn.build(shape)
+        self.bind.build(shape)
+        for block in self.blocks:
+            block.build(shape)
+            shape = block.compute_output_shape(shape)
+        self.unbind.build((None, shape[-1]))
+        self.classifier.build((None, shape[-1]))
+        self.built = True
+
+    def call(self, images, training=None):
+        self._check_images(images)
+        n = self._superposition
+        count = ops.shape(images)[0]
+        x = self.stem_act(self.stem_bn(self.stem_conv(images), training=training))
+        x = self.bind(pad_to_multiple(x, n), superposition=n)
+        for block in self.blocks:
+            x = block(x, training=training)
+        x = self.unbind(self.pool(x), superposition=n)
+        return self.classifier(x[:count])
+
+    def _check_images(self, images):
+        shape = tuple(images.shape[1:])
+        if len(images.shape) != 4 or shape != self.image_shape:
+            raise ValueError(
+                f"{self.name} expects a batch of images of shape (batch,) + {self.image_shape}, "
+                f"got {tuple(images.shape)}. Resize or crop the images, or build the model with input_shape={shape}."
+            )
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_classes)
+
+    # ---------------------------------------------------------------- config
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            depth=self.depth, width=self.width, initial_width=self.initial_width, num_classes=self.num_classes,
+            capacity=self.capacity, binding=self.binding, activation=self.activation, input_shape=self.image_shape,
+            superposition=self._superposition, binding_regularization=self.binding_regularization,
+            isometry_regularization=self.isometry_regularization, trainable_keys=self.trainable_keys,
+            activation_init=self.activation_init, seed=self.seed,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "input_shape" in config:
+            config["input_shape"] = tuple(config["input_shape"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="keras_mimo")
+class WideResNet(MIMOConv):
+    """The plain Wide-ResNet baseline (Zagoruyko & Komodakis 2016): a MIMOConv with capacity 1, no binding and ReLU.
+
+    Args:
+        depth: 6k + 4 (28 for WRN-28-10).
+        width: widening factor (10 for WRN-28-10).
+        num_classes: classifier outputs.
+        input_shape: (height, width, channels) of one image.
+        initial_width: stem width factor (1: the classic 16-channel stem).
+        seed: seed of every initialiser.
+    """
+
+    def __init__(self, depth=28, width=10, num_classes=10, input_shape=(32, 32, 3), initial_width=1, seed=None, **kwargs):
+        for fixed in ("capacity", "binding", "activation", "superposition", "binding_regularization",
+                      "isometry_regularization", "trainable_keys", "activation_init"):
+            if fixed in kwargs:
+                raise ValueError(f"WideResNet does not take {fixed}=...: use keras_mimo.models.MIMOConv for that.")
+        super().__init__(
+            depth=depth, width=width, initial_width=initial_width, num_classes=num_classes, capacity=1, binding="none",
+            activation="relu", input_shape=input_shape, binding_regularization=0.0, isometry_regularization=0.0,
+            seed=seed, **kwargs,
+        )
+
+    def get_config(self):
+        config = keras.Model.get_config(self)
+        config.update(
+            depth=self.depth, width=self.width, num_classes=self.num_classes, input_shape=self.image_shape,
+            initial_width=self.initial_width, seed=self.seed,
+        )
+        return config

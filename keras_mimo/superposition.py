@@ -1,0 +1,63 @@
+"""What every superposed model shares: checking N, padding a batch to whole groups, switching N on a compiled model."""
+
+import numpy as np
+from keras import ops
+
+
+def allowed_superpositions(capacity):
+    """The divisors of ``capacity``: the numbers of inputs a model of that capacity can superpose."""
+    return [n for n in range(1, capacity + 1) if capacity % n == 0]
+
+
+def check_superposition(superposition, capacity):
+    """Returns ``superposition`` as an int if it divides ``capacity``; raises a ValueError naming the allowed values otherwise."""
+    allowed = allowed_superpositions(capacity)
+    if isinstance(superposition, bool) or not isinstance(superposition, (int, np.integer)) or int(superposition) not in allowed:
+        raise ValueError(
+            f"superposition={superposition!r} is not allowed for a model of capacity {capacity}: "
+            f"it must be a divisor of the capacity, one of {allowed}."
+        )
+    return int(superposition)
+
+
+def pad_to_multiple(x, n):
+    """Pads the batch axis of ``x`` to a multiple of ``n`` by cycling through the last, incomplete group.
+
+    Filling the last group with its own inputs (rather than zeros or other images) keeps any
+    foreign signal out of that group's superposition; callers cut the outputs back to the
+    original batch size, so nothing is dropped and nothing is added.
+    """
+    if n == 1:
+        return x
+    count = ops.shape(x)[0]
+    remainder = count % n
+    if isinstance(remainder, int) and remainder == 0:
+        return x
+    missing = (n - remainder) % n
+    last_start = count - remainder
+    indices = last_start + ops.arange(missing) % ops.maximum(remainder, 1)
+    return ops.concatenate([x, ops.take(x, indices, axis=0)], axis=0)
+
+
+class SwitchableSuperposition:
+    """Mixin for keras.Model subclasses whose call depends on a Python-level operating point (N, or a grid).
+
+    Keras caches compiled train/test/predict functions; a traced function has the operating
+    point baked in. Switching stores the current functions under the old operating point and
+    restores (or lets Keras rebuild) those of the new one, so a change takes effect on the
+    next fit/evaluate/predict on every backend, and switching back and forth costs no retrace.
+    """
+
+    _FUNCTION_NAMES = ("train_function", "test_function", "predict_function")
+
+    def _switch_operating_point(self, old, new):
+        if old == new:
+            return
+        cache = self.__dict__.setdefault("_compiled_by_operating_point", {})
+        cache[old] = {name: getattr(self, name, None) for name in self._FUNCTION_NAMES}
+        restored = cache.get(new, {})
+        for name in self._FUNCTION_NAMES:
+            object.__setattr__(self, name, restored.get(name))
+
+    def _forget_compiled_functions(self):
+        self.__dict__["_compiled_by_operating_point"] = {}
