@@ -1,7 +1,16 @@
-"""keras-mimo: computation in superposition (MIMONets) for Keras 3 on TensorFlow, JAX and PyTorch."""
+"""keras-mimo: computation in superposition (MIMONets) for Keras 3 on TensorFlow, JAX and PyTorch.
+
+Submodules load on first use, so the command line can choose the Keras backend before Keras is imported.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
+_SUBMODULES = ("convert", "layers", "models", "superposition")
+__all__ = list(_SUBMODULES) + ["__version__"]
 
-from keras_mimo import layers, models  # noqa: E402
 
-__all__ = ["layers", "models", "__version__"]
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"keras_mimo.{name}")
+    raise AttributeError(f"module 'keras_mimo' has no attribute {name!r}")

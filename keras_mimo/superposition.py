@@ -1,5 +1,7 @@
 """What every superposed model shares: checking N, padding a batch to whole groups, switching N on a compiled model."""
 
+import functools
+
 import numpy as np
 from keras import ops
 
@@ -61,3 +63,22 @@ class SwitchableSuperposition:
 
     def _forget_compiled_functions(self):
         self.__dict__["_compiled_by_operating_point"] = {}
+
+    # JAX's trainer jits the bound method ``self.train_step`` / ``self.test_step``, and jax.jit
+    # caches traces per function, so a rebuilt function would reuse the trace of the old
+    # operating point. Handing each new build a fresh step object gives it a fresh trace.
+    def _fresh_step(self, function_name, step_name, force):
+        if force or getattr(self, function_name, None) is None:
+            object.__setattr__(self, step_name, functools.partial(getattr(type(self), step_name), self))
+
+    def make_train_function(self, force=False):
+        self._fresh_step("train_function", "train_step", force)
+        return super().make_train_function(force)
+
+    def make_test_function(self, force=False):
+        self._fresh_step("test_function", "test_step", force)
+        return super().make_test_function(force)
+
+    def make_predict_function(self, force=False):
+        self._fresh_step("predict_function", "predict_step", force)
+        return super().make_predict_function(force)

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mimo.initializers import SeededVarianceScaling
 from keras_mimo.superposition import check_superposition
 
 BINDINGS = ("hrr", "mbat", "none")
@@ -84,7 +85,7 @@ class SuperpositionBinding(keras.layers.Layer):
 
     def build(self, input_shape):
         channels = input_shape[-1]
-        initializer = keras.initializers.RandomNormal(stddev=1.0 / math.sqrt(channels), seed=self.seed)
+        initializer = SeededVarianceScaling(stddev=1.0 / math.sqrt(channels), seed=self.seed)
         if self.binding == "hrr":
             regularizer = BindingRegularizer(self.regularization) if self.regularization else None
             self.keys = self.add_weight(

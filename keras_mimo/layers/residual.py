@@ -3,13 +3,9 @@
 import keras
 from keras import ops
 
+from keras_mimo.initializers import he_fan_out
 from keras_mimo.layers.activations import make_activation
 from keras_mimo.layers.regularizers import IsometryRegularizer
-
-
-def conv_initializer(seed=None):
-    """He-normal on fan-out, the reference's kaiming_normal_(mode="fan_out", nonlinearity="relu")."""
-    return keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal", seed=seed)
 
 
 def batch_norm(name):
@@ -56,7 +52,7 @@ class PreActWideBlock(keras.layers.Layer):
         regularizer = IsometryRegularizer(self.isometry_regularization, strides) if self.isometry_regularization else None
         return keras.layers.Conv2D(
             self.filters, size, strides=strides, padding="valid" if strides > 1 or size == 1 else "same", use_bias=False,
-            kernel_initializer=conv_initializer(None if self.seed is None else self.seed + offset),
+            kernel_initializer=he_fan_out(None if self.seed is None else self.seed + offset),
             kernel_regularizer=regularizer, name=name,
         )
 

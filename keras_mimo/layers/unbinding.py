@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_mimo.initializers import he_fan_out
 from keras_mimo.superposition import check_superposition
 
 
@@ -16,13 +17,13 @@ class UnbindingHead(keras.layers.Layer):
     capacity of 1, i.e. a plain WideResNet) the features pass through unchanged.
     """
 
-    def __init__(self, capacity, identity=False, kernel_initializer="glorot_uniform", **kwargs):
+    def __init__(self, capacity, identity=False, kernel_initializer=None, **kwargs):
         super().__init__(**kwargs)
         self.capacity = int(capacity)
         self.identity = bool(identity)
         if self.identity and self.capacity != 1:
             raise ValueError(f"identity unbinding needs capacity 1, got capacity={capacity}.")
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer or he_fan_out())
         self.expand = None
 
     def build(self, input_shape):

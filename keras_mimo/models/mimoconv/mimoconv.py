@@ -5,7 +5,8 @@ from keras import ops
 
 from keras_mimo.layers.activations import ACTIVATIONS
 from keras_mimo.layers.binding import BINDINGS, SuperpositionBinding
-from keras_mimo.layers.residual import PreActWideBlock, batch_norm, conv_initializer
+from keras_mimo.initializers import glorot_uniform, he_fan_out
+from keras_mimo.layers.residual import PreActWideBlock, batch_norm
 from keras_mimo.layers.unbinding import UnbindingHead
 from keras_mimo.superposition import SwitchableSuperposition, check_superposition, pad_to_multiple
 
@@ -94,7 +95,7 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
 
         stem_channels = 16 * initial_width
         self.stem_conv = keras.layers.Conv2D(
-            stem_channels, 3, padding="same", use_bias=False, kernel_initializer=conv_initializer(next_seed()), name="stem_conv"
+            stem_channels, 3, padding="same", use_bias=False, kernel_initializer=he_fan_out(next_seed()), name="stem_conv"
         )
         self.stem_bn = batch_norm("stem_bn")
         self.stem_act = keras.layers.ReLU(name="stem_act")
@@ -116,9 +117,9 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
         self.unbind = UnbindingHead(
             capacity, identity=(binding == "none" and capacity == 1),
-            kernel_initializer=conv_initializer(next_seed()), name="unbinding",
+            kernel_initializer=he_fan_out(next_seed()), name="unbinding",
         )
-        self.classifier = keras.layers.Dense(num_classes, kernel_initializer=keras.initializers.GlorotUniform(next_seed()), name="classifier")
+        self.classifier = keras.layers.Dense(num_classes, kernel_initializer=glorot_uniform(next_seed()), name="classifier")
         self.build((None,) + input_shape)
 
     # ---------------------------------------------------------------- operating point

@@ -1,0 +1,27 @@
+# Everything a fresh machine (Debian, Python 3.11, pip) needs, behind two targets:
+#   make bench   installs keras-mimo with all backends and runs the throughput benchmark
+#   make test    installs keras-mimo with all backends and runs the tests once per backend
+PYTHON ?= python3
+BACKENDS ?= tensorflow jax torch
+PYTEST_ARGS ?=
+STAMP := .install-stamp
+
+.PHONY: install test test-large bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m pip install --quiet -e '.[all]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	PYTHON=$(PYTHON) bash .ci/test_backends.sh $(BACKENDS) -- $(PYTEST_ARGS)
+
+test-large: install
+	PYTHON=$(PYTHON) bash .ci/test_backends.sh $(BACKENDS) -- --run_large $(PYTEST_ARGS)
+
+bench: install
+	$(PYTHON) -m keras_mimo.cli bench --backends all --depth 16 --width 4 --batch 64 --warmup 1 --repeats 3
+
+clean:
+	rm -rf $(STAMP) bench-results .pytest_cache build *.egg-info

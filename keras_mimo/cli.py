@@ -1,0 +1,25 @@
+"""The ``keras-mimo`` command line."""
+
+import argparse
+import sys
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="keras-mimo", description="Computation in superposition for Keras 3.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    from keras_mimo import bench
+
+    bench_parser = commands.add_parser("bench", help="inference throughput of WideResNet and MIMOConv at N = 1, 2, 4")
+    bench.add_arguments(bench_parser)
+    bench_parser.set_defaults(handler=bench.run)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    args.handler(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

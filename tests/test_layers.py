@@ -1,0 +1,174 @@
+"""Contracts and maths of the binding, residual and unbinding layers."""
+
+import keras
+import numpy as np
+import pytest
+
+from harness import assert_close, random_inputs, run_layer_contract
+from keras_mimo.layers import (
+    BindingRegularizer,
+    IsometryRegularizer,
+    PreActWideBlock,
+    ShiftedReLU,
+    SuperpositionBinding,
+    UnbindingHead,
+)
+from keras_mimo.layers.binding import circulant_indices
+
+
+def circular_convolution(x, key):
+    """Numpy reference via the FFT: (key (*) x)[j] = sum_m key[m] x[j - m]."""
+    return np.real(np.fft.ifft(np.fft.fft(x, axis=-1) * np.fft.fft(key), axis=-1))
+
+
+@pytest.mark.parametrize("binding", ["hrr", "mbat", "none"])
+def test_binding_layer_contract(binding):
+    run_layer_contract(
+        SuperpositionBinding, dict(capacity=4, binding=binding, regularization=0.1, seed=3),
+        input_shape=(8, 5, 5, 6), call_kwargs=dict(superposition=4), expected_output_shape=(2, 5, 5, 6),
+        expected_trainable_weights=0 if binding == "none" else 1, expected_losses=1 if binding == "hrr" else 0,
+    )
+
+
+def test_circulant_matrix_is_circular_convolution():
+    rng = np.random.default_rng(0)
+    key, x = rng.normal(size=7), rng.normal(size=(3, 7))
+    matrix = key[circulant_indices(7)]
+    np.testing.assert_allclose(x @ matrix, circular_convolution(x, key), atol=1e-12)
+
+
+@pytest.mark.parametrize("superposition", [1, 2, 4])
+def test_hrr_binding_is_sum_of_circular_convolutions_over_repeated_slots(superposition):
+    layer = SuperpositionBinding(capacity=4, binding="hrr", seed=1)
+    x = random_inputs((2 * superposition, 3, 3, 8))
+    out = keras.ops.convert_to_numpy(layer(x, superposition=superposition))
+    keys = keras.ops.convert_to_numpy(layer.keys)
+    groups = x.reshape(2, superposition, 3, 3, 8)
+    expected = sum(circular_convolution(groups[:, s % superposition], keys[s]) for s in range(4))
+    assert_close(out, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("superposition", [1, 2])
+def test_mbat_binding_applies_each_slot_matrix(superposition):
+    layer = SuperpositionBinding(capacity=2, binding="mbat", seed=2)
+    x = random_inputs((4, 2, 2, 5))
+    out = keras.ops.convert_to_numpy(layer(x, superposition=superposition))
+    mats = keras.ops.convert_to_numpy(layer.keys)
+    groups = x.reshape(-1, superposition, 2, 2, 5)
+    expected = sum(groups[:, s % superposition] @ mats[s] for s in range(2))
+    assert_close(out, expected, rtol=1e-5)
+
+
+def test_no_binding_sums_each_slot_once():
+    x = random_inputs((4, 2, 2, 3))
+    out = SuperpositionBinding(capacity=4, binding="none")(x, superposition=2)
+    groups = x.reshape(2, 2, 2, 2, 3)
+    assert_close(out, 2 * groups.sum(axis=1), rtol=1e-6)
+
+
+def test_binding_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="binding='fft' is unknown"):
+        SuperpositionBinding(capacity=2, binding="fft")
+    layer = SuperpositionBinding(capacity=4, binding="hrr")
+    with pytest.raises(ValueError, match=r"one of \[1, 2, 4\]"):
+        layer(random_inputs((6, 2, 2, 4)), superposition=3)
+
+
+def test_binding_regularizer_matches_definition():
+    keys = np.random.default_rng(4).normal(size=(4, 16)).astype("float32")
+    norms = np.linalg.norm(keys, axis=1)
+    unit = keys / norms[:, None]
+    cos = unit @ unit.T
+    pairs = [cos[i, j] ** 2 for i in range(4) for j in range(i + 1, 4)]
+    expected = 0.1 * (np.mean(pairs) + np.mean((norms - 1) ** 2))
+    np.testing.assert_allclose(float(BindingRegularizer(0.1)(keys)), expected, rtol=1e-5)
+    orthonormal = np.eye(4, 16, dtype="float32")
+    assert float(BindingRegularizer(0.1)(orthonormal)) == pytest.approx(0.0, abs=1e-7)
+
+
+def _isometry_numpy(kernel, stride):
+    """Direct numpy evaluation of 0.5 * ||conv(W, W, pad k-1, stride) - delta||^2 on the (out, in, kh, kw) operator."""
+    w = np.transpose(kernel, (3, 2, 0, 1)).astype("float64")
+    if w.shape[1] < w.shape[0]:
+        w = np.transpose(w, (1, 0, 2, 3))
+    rows, _, kh, kw = w.shape
+    padded = np.pad(w, ((0, 0), (0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)))
+    gh, gw = (padded.shape[2] - kh) // stride + 1, (padded.shape[3] - kw) // stride + 1
+    gram = np.zeros((rows, rows, gh, gw))
+    for a in range(gh):
+        for b in range(gw):
+            patch = padded[:, :, a * stride:a * stride + kh, b * stride:b * stride + kw]
+            gram[:, :, a, b] = np.einsum("icxy,ocxy->io", patch, w)
+    gram[:, :, gh // 2, gw // 2] -= np.eye(rows)
+    return 0.5 * np.sum(gram ** 2)
+
+
+@pytest.mark.parametrize("shape,stride", [((3, 3, 4, 6), 1), ((3, 3, 6, 4), 2), ((1, 1, 4, 8), 2), ((3, 3, 5, 5), 1)])
+def test_isometry_regularizer_matches_definition(shape, stride):
+    kernel = np.random.default_rng(5).normal(scale=0.3, size=shape).astype("float32")
+    value = float(IsometryRegularizer(1e-4, stride)(kernel))
+    np.testing.assert_allclose(value, 1e-4 * _isometry_numpy(kernel, stride), rtol=1e-4)
+
+
+def test_isometry_regularizer_vanishes_on_dirac_kernel():
+    dirac = np.zeros((3, 3, 8, 8), dtype="float32")
+    dirac[1, 1] = np.eye(8)
+    assert float(IsometryRegularizer(1.0)(dirac)) == pytest.approx(0.0, abs=1e-10)
+
+
+@pytest.mark.parametrize("activation", ["relu", "prelu", "srelu"])
+def test_wide_block_contract_with_projection(activation):
+    run_layer_contract(
+        PreActWideBlock, dict(filters=6, strides=2, activation=activation, isometry_regularization=1e-4, seed=0),
+        input_shape=(2, 8, 8, 4), expected_output_shape=(2, 4, 4, 6), expected_non_trainable_weights=6,
+        expected_trainable_weights={"relu": 9, "prelu": 11, "srelu": 11}[activation], expected_losses=3,
+    )
+
+
+def test_wide_block_identity_shortcut_and_strided_padding():
+    block = PreActWideBlock(filters=4, strides=1)
+    block(random_inputs((1, 5, 5, 4)))
+    assert not block.has_projection
+    strided = PreActWideBlock(filters=4, strides=2)
+    assert tuple(strided(random_inputs((1, 5, 5, 4))).shape) == (1, 3, 3, 4)
+    assert strided.has_projection
+
+
+def test_strided_block_pads_symmetrically_like_pytorch():
+    """Output (0, 0) of a stride-2 conv with padding 1 is centred on input (0, 0); Keras "same" would centre it on (1, 1)."""
+    block = PreActWideBlock(filters=1, strides=2)
+    block(random_inputs((1, 4, 4, 1)))
+    kernel = np.zeros((3, 3, 1, 1), dtype="float32")
+    kernel[1, 1] = 1.0  # conv1 copies the (activated) centre pixel
+    block.conv1.kernel.assign(kernel)
+    block.conv2.kernel.assign(kernel)
+    block.shortcut_conv.kernel.assign(np.zeros((1, 1, 1, 1), dtype="float32"))
+    x = np.zeros((1, 4, 4, 1), dtype="float32")
+    x[0, 0, 0, 0] = 5.0
+    out = keras.ops.convert_to_numpy(block(x))
+    bn = 1 / np.sqrt(1 + 1e-5)
+    assert out[0, 0, 0, 0] == pytest.approx(5.0 * bn * bn, rel=1e-5)
+    assert np.count_nonzero(out) == 1
+
+
+def test_shifted_relu():
+    layer = ShiftedReLU(offset_init=-1.0)
+    x = np.array([[-3.0, -1.0, 0.5]], dtype="float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), [[-1.0, -1.0, 0.5]])
+
+
+@pytest.mark.parametrize("superposition", [1, 2, 4])
+def test_unbinding_head_averages_slots_of_the_same_input(superposition):
+    head, out = run_layer_contract(
+        UnbindingHead, dict(capacity=4), input_shape=(3, 5), call_kwargs=dict(superposition=superposition),
+        expected_output_shape=(3 * superposition, 5), expected_trainable_weights=2,
+    )
+    x = random_inputs((3, 5))
+    kernel, bias = (keras.ops.convert_to_numpy(w) for w in head.expand.weights)
+    slots = np.maximum(x @ kernel + bias, 0).reshape(3, 4 // superposition, superposition, 5)
+    assert_close(out, slots.mean(axis=1).reshape(-1, 5), rtol=1e-5)
+
+
+def test_identity_unbinding_needs_capacity_one():
+    with pytest.raises(ValueError, match="capacity 1"):
+        UnbindingHead(capacity=2, identity=True)

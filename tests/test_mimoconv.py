@@ -1,0 +1,205 @@
+"""MIMOConv / WideResNet behaviour users rely on: switching N, padding, saving, config, training."""
+
+import inspect
+
+import keras
+import numpy as np
+import pytest
+
+from harness import assert_close, random_inputs
+from keras_mimo.models import MIMOConv, WideResNet, create_model, describe_model, list_models
+
+TINY = dict(depth=10, width=1, initial_width=1, num_classes=5, input_shape=(8, 8, 3), seed=7)
+
+
+def tiny_model(**overrides):
+    return MIMOConv(**{**TINY, "capacity": 4, **overrides})
+
+
+def fresh_copy(model, superposition):
+    """A newly built model with ``model``'s weights, running at ``superposition``."""
+    clone = MIMOConv.from_config({**model.get_config(), "superposition": superposition})
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def predict(model, x):
+    return model.predict(x, batch_size=16, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(depth=12), "6k \\+ 4"),
+        (dict(binding="fft"), "binding='fft' is unknown"),
+        (dict(activation="gelu"), "activation='gelu' is unknown"),
+        (dict(input_shape=(32, 32)), "input_shape=\\(32, 32\\) must be"),
+        (dict(capacity=4, superposition=3), "one of \\[1, 2, 4\\]"),
+        (dict(width=0), "width=0 must be a positive integer"),
+        (dict(isometry_regularization=-1.0), "isometry_regularization=-1.0 must be a number >= 0"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MIMOConv(**{**TINY, **kwargs})
+
+
+def test_get_config_returns_exactly_the_constructor_arguments():
+    model = tiny_model(binding="mbat", activation="srelu", superposition=2)
+    config = model.get_config()
+    arguments = set(inspect.signature(MIMOConv.__init__).parameters) - {"self", "kwargs"}
+    assert set(config) == arguments | {"name", "trainable", "dtype"}
+    assert config["superposition"] == 2 and config["binding"] == "mbat"
+    clone = MIMOConv.from_config(config)
+    assert clone.get_config() == config
+
+    baseline = WideResNet(depth=10, width=1, num_classes=3, input_shape=(8, 8, 3))
+    wrn_arguments = set(inspect.signature(WideResNet.__init__).parameters) - {"self", "kwargs"}
+    assert set(baseline.get_config()) == wrn_arguments | {"name", "trainable", "dtype"}
+    assert WideResNet.from_config(baseline.get_config()).get_config() == baseline.get_config()
+
+
+def test_superposition_rejects_non_divisors():
+    model = tiny_model()
+    with pytest.raises(ValueError, match=r"superposition=3 is not allowed for a model of capacity 4: .* one of \[1, 2, 4\]"):
+        model.superposition = 3
+    assert model.superposition == 4
+
+
+def test_switching_superposition_on_a_compiled_model_takes_effect():
+    model = tiny_model()
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = random_inputs((16, 8, 8, 3))
+    y = np.arange(16) % 5
+    outputs = {4: predict(model, x)}
+    for n in (1, 2, 4):
+        model.superposition = n
+        outputs[n] = predict(model, x)
+        assert_close(outputs[n], fresh_copy(model, n)(x, training=False), rtol=1e-5)
+        loss = model.evaluate(x, y, batch_size=16, verbose=0)
+        fresh = fresh_copy(model, n)
+        fresh.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        assert loss == pytest.approx(fresh.evaluate(x, y, batch_size=16, verbose=0), rel=1e-5)
+    # The operating points really differ, so a stale traced function could not pass the checks above.
+    assert np.max(np.abs(outputs[1] - outputs[4])) > 1e-3
+    assert np.max(np.abs(outputs[2] - outputs[4])) > 1e-3
+
+
+def test_training_after_switching_uses_the_new_superposition():
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = random_inputs((8, 8, 8, 3)), np.arange(8) % 5
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    model.superposition = 1
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    fresh = fresh_copy(model, 1)
+    fresh.compile(optimizer=keras.optimizers.SGD(0.0), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    expected = fresh.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert history.history["loss"][0] == pytest.approx(expected.history["loss"][0], rel=1e-4)
+
+
+def test_batches_not_divisible_by_n_are_padded_and_kept_in_order():
+    model = tiny_model()
+    x = random_inputs((1001, 8, 8, 3), seed=3)
+    full = model.predict(x, batch_size=256, verbose=0)
+    assert full.shape == (1001, 5)
+    np.testing.assert_allclose(full[:1000], model.predict(x[:1000], batch_size=256, verbose=0), rtol=1e-5, atol=1e-6)
+    # The lone last image is superposed with copies of itself, never with a foreign image.
+    alone = model(np.repeat(x[1000:], 4, axis=0), training=False)
+    assert_close(full[1000], keras.ops.convert_to_numpy(alone)[0], rtol=1e-5)
+    for count in (1, 2, 3, 5, 7):
+        assert tuple(model(x[:count], training=False).shape) == (count, 5)
+
+
+def test_keras_file_round_trip_is_bit_identical_at_every_n(tmp_path):
+    model = tiny_model(binding="hrr", activation="prelu")
+    x = random_inputs((8, 8, 8, 3))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, MIMOConv)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded.bind.keys), keras.ops.convert_to_numpy(model.bind.keys))
+    for n in (1, 2, 4):
+        model.superposition = n
+        loaded.superposition = n
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(loaded(x, training=False)), keras.ops.convert_to_numpy(model(x, training=False))
+        )
+
+
+def test_seed_makes_keys_and_weights_repeatable():
+    a, b, c = tiny_model(seed=11), tiny_model(seed=11), tiny_model(seed=12)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert not np.array_equal(keras.ops.convert_to_numpy(a.bind.keys), keras.ops.convert_to_numpy(c.bind.keys))
+
+
+def test_regularisers_are_model_losses_and_switch_off():
+    model = tiny_model()
+    # one binding term + conv1 and conv2 of three blocks + the projection shortcuts of stages 2 and 3
+    # (stage 1 keeps 16 channels at stride 1, so its shortcut is the identity)
+    assert len(model.losses) == 1 + 2 * 3 + 2
+    assert all(float(loss) > 0 for loss in model.losses)
+    assert len(tiny_model(binding_regularization=0.0, isometry_regularization=0.0).losses) == 0
+    assert len(tiny_model(binding="mbat").losses) == 8
+    assert len(WideResNet(depth=10, width=1, input_shape=(8, 8, 3)).losses) == 0
+
+
+def test_fit_updates_weights_with_regularised_loss():
+    model = tiny_model(superposition=2)
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = random_inputs((12, 8, 8, 3)), np.arange(12) % 5
+    keys_before = keras.ops.convert_to_numpy(model.bind.keys).copy()
+    history = model.fit(x, y, batch_size=6, epochs=2, verbose=0)
+    assert all(np.isfinite(history.history["loss"]))
+    assert not np.allclose(keras.ops.convert_to_numpy(model.bind.keys), keys_before)
+    frozen = tiny_model(trainable_keys=False)
+    assert all("keys" not in v.path for v in frozen.trainable_weights)
+
+
+def test_images_of_the_wrong_shape_are_rejected():
+    with pytest.raises(ValueError, match=r"expects a batch of images of shape \(batch,\) \+ \(8, 8, 3\)"):
+        tiny_model()(random_inputs((4, 9, 9, 3)))
+
+
+def test_wide_resnet_is_the_plain_baseline():
+    model = WideResNet(depth=10, width=1, num_classes=5, input_shape=(8, 8, 3))
+    assert model.capacity == 1 and model.unbind.expand is None and model.activation == "relu"
+    with pytest.raises(ValueError, match="WideResNet does not take capacity"):
+        WideResNet(capacity=4)
+
+
+def test_registry_names_and_overrides():
+    names = list_models()
+    assert {"wrn-28-10", "mimoconv-28-10-n1", "mimoconv-28-10-n2", "mimoconv-28-10-n4",
+            "mimoconv-28-10-dynamic", "mimonet-10-mnist"} <= set(names)
+    assert "MNIST" in describe_model("mimonet-10-mnist")
+    small = create_model("mimoconv-28-10-n4", depth=10, width=1, initial_width=1, num_classes=100)
+    assert (small.capacity, small.num_classes, small.binding, small.activation) == (4, 100, "hrr", "prelu")
+    mnist = create_model("mimonet-10-mnist")
+    assert mnist.image_shape == (20, 20, 1) and len(mnist.blocks) == 3
+    with pytest.raises(ValueError, match="Unknown model 'wrn-99'"):
+        create_model("wrn-99")
+
+
+def expected_wrn_parameters(depth, width, num_classes, stem=16, channels=3):
+    """Counted by hand: stem conv + BN, per block BN-conv3x3-BN-conv3x3 (+ 1x1 conv + BN shortcut), classifier.
+
+    BN counts 4 numbers per channel (gamma, beta, moving mean, moving variance).
+    """
+    total = 9 * channels * stem + 4 * stem
+    inputs = stem
+    for filters in (16 * width, 32 * width, 64 * width):
+        for index in range((depth - 4) // 6):
+            total += 4 * inputs + 9 * inputs * filters + 4 * filters + 9 * filters * filters
+            if index == 0 and (inputs != filters or filters != 16 * width):
+                total += inputs * filters + 4 * filters
+            inputs = filters
+    return total + inputs * num_classes + num_classes
+
+
+def test_wrn_28_10_has_the_published_parameter_count():
+    """Zagoruyko & Komodakis report 36.5M parameters for WRN-28-10 on CIFAR-10."""
+    model = create_model("wrn-28-10")
+    assert model.count_params() == expected_wrn_parameters(28, 10, 10)
+    assert round(model.count_params() / 1e6, 1) == 36.5
