@@ -6,7 +6,7 @@ Submodules load on first use, so the command line can choose the Keras backend b
 import importlib
 
 __version__ = "0.1.0"
-_SUBMODULES = ("convert", "layers", "models", "superposition")
+_SUBMODULES = ("convert", "data", "layers", "models", "superposition")
 __all__ = list(_SUBMODULES) + ["__version__"]
 
 

@@ -87,20 +87,23 @@ def keras_worker(options):
     return rows
 
 
+def reference_source(path):
+    """The folder holding the reference's superposition.py, from a checkout root or from MIMOConv/src itself."""
+    source = pathlib.Path(path).expanduser()
+    for candidate in (source / "MIMOConv" / "src", source):
+        if (candidate / "superposition.py").exists():
+            return candidate
+    raise SystemExit(
+        f"keras-mimo bench: --reference {source} holds no MIMOConv/src/superposition.py; point it at a checkout of "
+        "github.com/IBM/multiple-input-multiple-output-nets."
+    )
+
+
 def reference_worker(options):
     """Measures the reference PyTorch implementation (eval mode, no_grad) at the same configurations."""
     import torch
 
-    source = pathlib.Path(options["reference"]).expanduser()
-    for candidate in (source / "MIMOConv" / "src", source):
-        if (candidate / "superposition.py").exists():
-            sys.path.insert(0, str(candidate))
-            break
-    else:
-        raise FileNotFoundError(
-            f"--reference {source} holds no MIMOConv/src/superposition.py: point it at a checkout of "
-            "github.com/IBM/multiple-input-multiple-output-nets."
-        )
+    sys.path.insert(0, str(reference_source(options["reference"])))
     from models.superwideisonet import AdjustedISOBlock, SuperWideISONet
     from models.superwideresnet import SuperWideResnet
 
@@ -225,6 +228,8 @@ def run(args):
         jit_compile=args.jit_compile, reference=args.reference,
     )
     _check_options(options)
+    if options["reference"]:
+        reference_source(options["reference"])
     if args.backends == "active":
         backends = [os.environ.get("KERAS_BACKEND", "tensorflow")]
     elif args.backends == "all":

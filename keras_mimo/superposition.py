@@ -60,6 +60,10 @@ class SwitchableSuperposition:
         restored = cache.get(new, {})
         for name in self._FUNCTION_NAMES:
             object.__setattr__(self, name, restored.get(name))
+            if restored.get(name) is None and cache[old][name] is not None:
+                # A fit/evaluate/predict loop in progress (a callback switching N per batch) reads the
+                # function attribute at every step, so it must exist; tracing still waits for its first call.
+                getattr(self, "make_" + name)()
 
     def _forget_compiled_functions(self):
         self.__dict__["_compiled_by_operating_point"] = {}

@@ -151,6 +151,24 @@ def test_strided_block_pads_symmetrically_like_pytorch():
     assert np.count_nonzero(out) == 1
 
 
+@pytest.mark.parametrize("strides", [1, 2])
+def test_inference_folds_batch_norm_into_convolutions_exactly(strides):
+    block = PreActWideBlock(filters=6, strides=strides, activation="prelu")
+    x = random_inputs((2, 6, 6, 4))
+    block(x)
+    rng = np.random.default_rng(9)
+    for bn in (block.bn1, block.bn2, block.shortcut_bn):
+        for variable in (bn.gamma, bn.beta, bn.moving_mean):
+            variable.assign(rng.normal(size=variable.shape).astype("float32"))
+        bn.moving_variance.assign(rng.uniform(0.5, 2.0, size=bn.moving_variance.shape).astype("float32"))
+    out = block.act1(block.bn1(x, training=False))
+    if strides > 1:
+        out = keras.ops.pad(out, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    out = block.conv2(block.act2(block.bn2(block.conv1(out), training=False)))
+    unfolded = out + block.shortcut_bn(block.shortcut_conv(x), training=False)
+    assert_close(block(x, training=False), unfolded, rtol=1e-5)
+
+
 def test_shifted_relu():
     layer = ShiftedReLU(offset_init=-1.0)
     x = np.array([[-3.0, -1.0, 0.5]], dtype="float32")

@@ -66,9 +66,14 @@ def test_superposition_rejects_non_divisors():
     assert model.superposition == 4
 
 
-def test_switching_superposition_on_a_compiled_model_takes_effect():
+# XLA on TensorFlow, jit on JAX ("auto" is jit there already); torch.compile takes minutes, so it is a large test.
+JIT_MODES = {"tensorflow": ["auto", True], "jax": ["auto"], "torch": ["auto", pytest.param(True, marks=pytest.mark.large)]}
+
+
+@pytest.mark.parametrize("jit_compile", JIT_MODES[keras.backend.backend()])
+def test_switching_superposition_on_a_compiled_model_takes_effect(jit_compile):
     model = tiny_model()
-    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit_compile)
     x = random_inputs((16, 8, 8, 3))
     y = np.arange(16) % 5
     outputs = {4: predict(model, x)}
@@ -78,7 +83,7 @@ def test_switching_superposition_on_a_compiled_model_takes_effect():
         assert_close(outputs[n], fresh_copy(model, n)(x, training=False), rtol=1e-5)
         loss = model.evaluate(x, y, batch_size=16, verbose=0)
         fresh = fresh_copy(model, n)
-        fresh.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        fresh.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
         assert loss == pytest.approx(fresh.evaluate(x, y, batch_size=16, verbose=0), rel=1e-5)
     # The operating points really differ, so a stale traced function could not pass the checks above.
     assert np.max(np.abs(outputs[1] - outputs[4])) > 1e-3
@@ -96,6 +101,35 @@ def test_training_after_switching_uses_the_new_superposition():
     fresh.compile(optimizer=keras.optimizers.SGD(0.0), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     expected = fresh.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert history.history["loss"][0] == pytest.approx(expected.history["loss"][0], rel=1e-4)
+
+
+class SwitchEveryBatch(keras.callbacks.Callback):
+    """Cycles N through a schedule at every training batch and records the N each batch ran at."""
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.schedule, self.used = schedule, []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.superposition = self.schedule[len(self.used) % len(self.schedule)]
+        self.used.append(self.model.superposition)
+
+
+def test_superposition_can_switch_at_every_batch_inside_fit():
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = random_inputs((24, 8, 8, 3)), np.arange(24) % 5
+    switcher = SwitchEveryBatch([4, 1, 4, 2])
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[switcher], shuffle=False)
+    assert switcher.used == [4, 1, 4, 2, 4, 1]
+    # With a zero learning rate each batch's training loss is that of a fresh model at the N it ran at.
+    per_batch = []
+    for index, n in enumerate(switcher.used):
+        fresh = fresh_copy(model, n)
+        fresh.compile(optimizer=keras.optimizers.SGD(0.0), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      jit_compile=False)
+        per_batch.append(fresh.train_on_batch(x[4 * index:4 * index + 4], y[4 * index:4 * index + 4]))
+    assert history.history["loss"][0] == pytest.approx(np.mean(per_batch), rel=1e-4)
 
 
 def test_batches_not_divisible_by_n_are_padded_and_kept_in_order():

@@ -1,0 +1,85 @@
+"""Long Range Arena (Tay et al. 2020) data for MIMOFormer, as tf.data pipelines.
+
+Every loader yields ``(tokens, label)`` batches of ``batch_size * M * N`` sequences (``grid`` = N or
+(M, N); the model superposes them into ``batch_size`` bundles), int32 tokens right-padded with 0 so that
+``mask = tokens != 0``, int32 labels. Training splits are shuffled with ``seed`` and drop the last
+incomplete batch; 'dev' and 'test' keep every example, in file order. Without the data a
+:class:`LRADataNotFoundError` says how to get it.
+
+=========== ================================ ========= ======= ======================================
+task        loader                           length    classes data
+=========== ================================ ========= ======= ======================================
+listops     :func:`listops_dataset`          2000      10      :func:`write_listops_splits`, release
+text        :func:`imdb_bytes_dataset`       1000/4000 2       tfds ``imdb_reviews``
+retrieval   :func:`retrieval_dataset`        2 x 4000  2       release ``tsv_data/new_aan_pairs.*``
+image       :func:`cifar10_grey_dataset`     1024      10      tfds ``cifar10``
+pathfinder  :func:`pathfinder_dataset`       1024      2       release ``pathfinder32/<difficulty>``
+=========== ================================ ========= ======= ======================================
+
+``lra_dataset(task, split, **options)`` picks the loader by task name.
+"""
+
+from keras_mimo.data.lra._common import (
+    LRA_RELEASE_BUCKET,
+    LRA_RELEASE_URL,
+    LRADataNotFoundError,
+    grid_size,
+    normalize_split,
+)
+from keras_mimo.data.lra.image import IMAGE_NUM_CLASSES, IMAGE_VOCAB_SIZE, cifar10_grey_dataset, cifar10_grey_tokens
+from keras_mimo.data.lra.listops import (
+    LISTOPS_NUM_CLASSES,
+    LISTOPS_OPERATORS,
+    LISTOPS_VOCAB,
+    LISTOPS_VOCAB_SIZE,
+    evaluate_listops,
+    generate_listops,
+    generate_listops_tree,
+    listops_dataset,
+    listops_tokenizer,
+    listops_tree_length,
+    listops_tree_to_string,
+    listops_tree_value,
+    write_listops_splits,
+)
+from keras_mimo.data.lra.pathfinder import (
+    PATHFINDER_DIFFICULTIES,
+    PATHFINDER_NUM_CLASSES,
+    PATHFINDER_VOCAB_SIZE,
+    pathfinder_dataset,
+    pathfinder_examples,
+)
+from keras_mimo.data.lra.retrieval import RETRIEVAL_NUM_CLASSES, RETRIEVAL_VOCAB_SIZE, retrieval_dataset
+from keras_mimo.data.lra.text import TEXT_NUM_CLASSES, TEXT_VOCAB_SIZE, imdb_bytes_dataset
+
+LRA_TASKS = {
+    # task: (loader, classes, vocabulary size with the default options, sequence length by default)
+    "listops": (listops_dataset, LISTOPS_NUM_CLASSES, LISTOPS_VOCAB_SIZE, 2000),
+    "text": (imdb_bytes_dataset, TEXT_NUM_CLASSES, TEXT_VOCAB_SIZE, 1000),
+    "retrieval": (retrieval_dataset, RETRIEVAL_NUM_CLASSES, RETRIEVAL_VOCAB_SIZE, 4000),
+    "image": (cifar10_grey_dataset, IMAGE_NUM_CLASSES, IMAGE_VOCAB_SIZE, 1024),
+    "pathfinder": (pathfinder_dataset, PATHFINDER_NUM_CLASSES, PATHFINDER_VOCAB_SIZE, 1024),
+}
+
+
+def lra_dataset(task, split="train", **kwargs):
+    """``lra_dataset('listops', 'dev', data_dir=..., batch_size=8, grid=(2, 2))``: the task's loader."""
+    try:
+        loader = LRA_TASKS[task][0]
+    except KeyError:
+        raise ValueError(f"unknown LRA task {task!r}; one of {sorted(LRA_TASKS)}") from None
+    return loader(split=split, **kwargs)
+
+
+__all__ = [
+    "LRA_RELEASE_BUCKET", "LRA_RELEASE_URL", "LRA_TASKS", "LRADataNotFoundError", "grid_size", "normalize_split",
+    "lra_dataset",
+    "LISTOPS_NUM_CLASSES", "LISTOPS_OPERATORS", "LISTOPS_VOCAB", "LISTOPS_VOCAB_SIZE", "evaluate_listops",
+    "generate_listops", "generate_listops_tree", "listops_dataset", "listops_tokenizer", "listops_tree_length",
+    "listops_tree_to_string", "listops_tree_value", "write_listops_splits",
+    "TEXT_NUM_CLASSES", "TEXT_VOCAB_SIZE", "imdb_bytes_dataset",
+    "RETRIEVAL_NUM_CLASSES", "RETRIEVAL_VOCAB_SIZE", "retrieval_dataset",
+    "IMAGE_NUM_CLASSES", "IMAGE_VOCAB_SIZE", "cifar10_grey_tokens", "cifar10_grey_dataset",
+    "PATHFINDER_DIFFICULTIES", "PATHFINDER_NUM_CLASSES", "PATHFINDER_VOCAB_SIZE", "pathfinder_dataset",
+    "pathfinder_examples",
+]

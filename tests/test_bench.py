@@ -1,0 +1,57 @@
+"""The benchmark command end to end, at a tiny size, on the active backend."""
+
+import csv
+import json
+
+import keras
+import pytest
+
+from keras_mimo import bench
+from keras_mimo.cli import main
+
+
+def test_bench_writes_table_csv_and_json(tmp_path, capsys):
+    main(["bench", "--depth", "10", "--width", "1", "--initial-width", "1", "--batch", "8", "--image-size", "8",
+          "--warmup", "0", "--repeats", "1", "--output", str(tmp_path)])
+    table = capsys.readouterr().out
+    backend = keras.backend.backend()
+    (csv_path,) = tmp_path.glob("bench-*.csv")
+    (json_path,) = tmp_path.glob("bench-*.json")
+    rows = list(csv.DictReader(open(csv_path)))
+    assert rows == [{k: str(v) for k, v in r.items()} for r in json.loads(json_path.read_text())]
+    assert [(r["model"], r["superposition"]) for r in rows] == [("WideResNet", "1"), ("MIMOConv", "1"),
+                                                               ("MIMOConv", "2"), ("MIMOConv", "4")]
+    assert all(r["backend"] == backend and float(r["images_per_s"]) > 0 for r in rows)
+    assert float(rows[1]["speedup_vs_n1"]) == 1.0
+    assert backend in table and "MIMOConv" in table
+    assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--depth", "12"], "must be 6k \\+ 4"),
+        (["--superpositions", "1,3"], "must divide --capacity 4"),
+        (["--models", "resnet"], "unknown --models"),
+        (["--backends", "mxnet"], "unknown backend"),
+        (["--reference", "/nonexistent"], "holds no MIMOConv/src/superposition.py"),
+    ],
+)
+def test_bench_rejects_bad_arguments(argv, message, tmp_path):
+    with pytest.raises(SystemExit, match=message):
+        main(["bench", "--output", str(tmp_path)] + argv)
+
+
+def test_median_ignores_warmup_and_outliers():
+    calls = []
+    durations = iter([0.0, 0.0, 0.001, 0.05, 0.001])
+
+    def run():
+        import time
+
+        calls.append(1)
+        time.sleep(next(durations))
+
+    seconds = bench.median_seconds(run, warmup=2, repeats=3)
+    assert len(calls) == 5
+    assert 0.0005 < seconds < 0.02
