@@ -2,7 +2,8 @@
 
 Each backend (and the optional reference PyTorch implementation) is measured in its own
 process, so thread pools and memory never mix. Throughput is images per second from the
-median of ``repeats`` timed calls after ``warmup`` untimed ones, on one fixed batch.
+median of ``repeats`` timed calls after ``warmup`` untimed ones, on one fixed batch. One
+MIMOConv serves every N (as in use), and the cases take turns in every round.
 """
 
 import argparse
@@ -24,16 +25,22 @@ FIELDS = [
 ]
 
 
-def median_seconds(run, warmup, repeats):
-    """Median wall time of ``run()`` over ``repeats`` calls after ``warmup`` calls (run must block until done)."""
+def interleaved_medians(runs, warmup, repeats):
+    """Median wall time of each ``runs[name]()`` over ``repeats`` rounds after ``warmup`` rounds.
+
+    The cases take turns inside every round, so a slow spell of the machine hits all of
+    them alike and the ratios between them stay fair. Each run must block until done.
+    """
     for _ in range(warmup):
-        run()
-    times = []
+        for run in runs.values():
+            run()
+    times = {name: [] for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def _cases(options):
@@ -65,25 +72,36 @@ def keras_worker(options):
     backend = keras.backend.backend()
     shape = (options["image_size"], options["image_size"], 3)
     images = np.random.default_rng(0).normal(size=(options["batch"],) + shape).astype("float32")
-    rows = []
-    for model_name, capacity, n in _cases(options):
-        if model_name == "WideResNet":
-            model = WideResNet(depth=options["depth"], width=options["width"], input_shape=shape, seed=0)
-        else:
-            model = MIMOConv(depth=options["depth"], width=options["width"], initial_width=options["initial_width"],
-                             capacity=capacity, superposition=n, input_shape=shape, seed=0)
+    models = {}
+    if "wrn" in options["models"]:
+        models["WideResNet"] = WideResNet(depth=options["depth"], width=options["width"], input_shape=shape, seed=0)
+    if "mimoconv" in options["models"]:
+        models["MIMOConv"] = MIMOConv(depth=options["depth"], width=options["width"], initial_width=options["initial_width"],
+                                      capacity=options["capacity"], input_shape=shape, seed=0)
+    for model in models.values():
         if options["jit_compile"] != "auto":
             model.jit_compile = options["jit_compile"] == "on"
-        compile_mode = "eager" if backend == "torch" and not model.jit_compile else ("xla" if model.jit_compile else "graph")
-        if backend == "jax":
-            compile_mode = "jit"
 
+    def runner(model, n):
         def run():
+            model.superposition = n  # one set of weights; each N keeps its own compiled function
             keras.ops.convert_to_numpy(model.predict_on_batch(images))
+        return run
 
-        seconds = median_seconds(run, options["warmup"], options["repeats"])
-        rows.append(_row(options, "keras-mimo", backend, model_name, capacity, n, seconds, model.count_params(), compile_mode))
-        print(f"  {backend:<10} {model_name:<10} N={n}: {options['batch'] / seconds:9.1f} images/s", file=sys.stderr, flush=True)
+    cases = _cases(options)
+    seconds = interleaved_medians({case: runner(models[case[0]], case[2]) for case in cases}, options["warmup"], options["repeats"])
+    rows = []
+    for model_name, capacity, n in cases:
+        model = models[model_name]
+        if backend == "jax":
+            compile_mode = "jit" if model.jit_compile else "eager"
+        elif backend == "torch":
+            compile_mode = "torch.compile" if model.jit_compile else "eager"
+        else:
+            compile_mode = "xla" if model.jit_compile else "graph"
+        elapsed = seconds[(model_name, capacity, n)]
+        rows.append(_row(options, "keras-mimo", backend, model_name, capacity, n, elapsed, model.count_params(), compile_mode))
+        print(f"  {backend:<10} {model_name:<10} N={n}: {options['batch'] / elapsed:9.1f} images/s", file=sys.stderr, flush=True)
     return rows
 
 
@@ -110,24 +128,29 @@ def reference_worker(options):
     torch.manual_seed(0)
     layers = [(options["depth"] - 4) // 6] * 3
     images = torch.randn(options["batch"], 3, options["image_size"], options["image_size"])
-    rows = []
-    for model_name, capacity, n in _cases(options):
-        if model_name == "WideResNet":
-            model = SuperWideResnet(1, "None", options["width"], layers, initial_width=1, num_classes=10)
-        else:
-            model = SuperWideISONet(capacity, "HRR", options["width"], layers, initial_width=options["initial_width"],
-                                    num_classes=10, block=AdjustedISOBlock)
-        model.eval()
-        model.num_img_sup = n
+    models = {}
+    if "wrn" in options["models"]:
+        models["WideResNet"] = SuperWideResnet(1, "None", options["width"], layers, initial_width=1, num_classes=10).eval()
+    if "mimoconv" in options["models"]:
+        models["MIMOConv"] = SuperWideISONet(options["capacity"], "HRR", options["width"], layers,
+                                             initial_width=options["initial_width"], num_classes=10,
+                                             block=AdjustedISOBlock).eval()
 
+    def runner(model, n):
         def run():
+            model.num_img_sup = n
             with torch.no_grad():
                 model(images)
+        return run
 
-        seconds = median_seconds(run, options["warmup"], options["repeats"])
-        params = sum(p.numel() for p in model.parameters())
-        rows.append(_row(options, "reference", "torch-" + torch.__version__, model_name, capacity, n, seconds, params, "eager"))
-        print(f"  reference  {model_name:<10} N={n}: {options['batch'] / seconds:9.1f} images/s", file=sys.stderr, flush=True)
+    cases = _cases(options)
+    seconds = interleaved_medians({case: runner(models[case[0]], case[2]) for case in cases}, options["warmup"], options["repeats"])
+    rows = []
+    for model_name, capacity, n in cases:
+        params = sum(p.numel() for p in models[model_name].parameters())
+        elapsed = seconds[(model_name, capacity, n)]
+        rows.append(_row(options, "reference", "torch-" + torch.__version__, model_name, capacity, n, elapsed, params, "eager"))
+        print(f"  reference  {model_name:<10} N={n}: {options['batch'] / elapsed:9.1f} images/s", file=sys.stderr, flush=True)
     return rows
 
 

@@ -12,13 +12,22 @@ def build_parser():
     bench_parser = commands.add_parser("bench", help="inference throughput of WideResNet and MIMOConv at N = 1, 2, 4")
     bench.add_arguments(bench_parser)
     bench_parser.set_defaults(handler=bench.run)
+
+    from keras_mimo.training import cli as training_cli
+
+    train_parser = commands.add_parser("train", help="train a named recipe of the paper (resumable)")
+    training_cli.add_train_arguments(train_parser)
+    train_parser.set_defaults(handler=training_cli.run_train)
+    evaluate_parser = commands.add_parser("evaluate", help="accuracy of a saved model at several N")
+    training_cli.add_evaluate_arguments(evaluate_parser)
+    evaluate_parser.set_defaults(handler=training_cli.run_evaluate)
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    args.handler(args)
-    return 0
+    result = args.handler(args)
+    return result if isinstance(result, int) else 0  # handlers may return their results; the exit code is 0
 
 
 if __name__ == "__main__":

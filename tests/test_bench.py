@@ -42,16 +42,18 @@ def test_bench_rejects_bad_arguments(argv, message, tmp_path):
         main(["bench", "--output", str(tmp_path)] + argv)
 
 
-def test_median_ignores_warmup_and_outliers():
+def test_interleaved_medians_ignore_warmup_and_outliers():
     calls = []
-    durations = iter([0.0, 0.0, 0.001, 0.05, 0.001])
+    durations = {"a": iter([0.0, 0.001, 0.05, 0.001]), "b": iter([0.0, 0.004, 0.004, 0.004])}
 
-    def run():
-        import time
+    def runner(name):
+        def run():
+            import time
 
-        calls.append(1)
-        time.sleep(next(durations))
+            calls.append(name)
+            time.sleep(next(durations[name]))
+        return run
 
-    seconds = bench.median_seconds(run, warmup=2, repeats=3)
-    assert len(calls) == 5
-    assert 0.0005 < seconds < 0.02
+    seconds = bench.interleaved_medians({"a": runner("a"), "b": runner("b")}, warmup=1, repeats=3)
+    assert calls == ["a", "b"] * 4  # the cases take turns in every round
+    assert 0.0005 < seconds["a"] < 0.02 and 0.003 < seconds["b"] < 0.03
