@@ -51,14 +51,19 @@ def _cases(options):
     return rows
 
 
+def machine_row():
+    """The fields every result row carries about where and when it was measured."""
+    return dict(threads=os.cpu_count(), cpu=platform.processor() or platform.machine(),
+                timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+
+
 def _row(options, implementation, backend, model_name, capacity, n, seconds, params, compile_mode):
     return dict(
         implementation=implementation, backend=backend, model=model_name, depth=options["depth"],
         width=options["width"], initial_width=1 if model_name == "WideResNet" else options["initial_width"],
         capacity=capacity, superposition=n, batch=options["batch"], image_size=options["image_size"],
         compile=compile_mode, median_s=round(seconds, 5), images_per_s=round(options["batch"] / seconds, 1),
-        params=params, threads=os.cpu_count(), cpu=platform.processor() or platform.machine(),
-        timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        params=params, **machine_row(),
     )
 
 
@@ -154,7 +159,7 @@ def reference_worker(options):
     return rows
 
 
-def _run_worker(kind, options, backend=None):
+def run_worker(kind, options, backend=None):
     env = dict(os.environ)
     if backend:
         env["KERAS_BACKEND"] = backend
@@ -188,27 +193,28 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-def write_results(rows, output):
+def write_results(rows, output, fields=FIELDS, prefix="bench"):
+    """Writes ``rows`` as CSV and JSON next to each other; each file appears whole or not at all."""
     output = pathlib.Path(output)
     output.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    csv_path, json_path = output / f"bench-{stamp}.csv", output / f"bench-{stamp}.json"
+    csv_path, json_path = output / f"{prefix}-{stamp}.csv", output / f"{prefix}-{stamp}.json"
     for path, write in ((csv_path, _write_csv), (json_path, _write_json)):
         partial = path.with_suffix(path.suffix + ".partial")
-        write(partial, rows)
+        write(partial, rows, fields)
         os.replace(partial, path)  # never leave a half-written result file
     return csv_path, json_path
 
 
-def _write_csv(path, rows):
+def _write_csv(path, rows, fields):
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
 
 
-def _write_json(path, rows):
-    path.write_text(json.dumps(rows, indent=1) + "\n")
+def _write_json(path, rows, fields):
+    path.write_text(json.dumps([{key: row[key] for key in fields} for row in rows], indent=1) + "\n")
 
 
 def reference_ratios(rows):
@@ -224,6 +230,9 @@ def reference_ratios(rows):
 
 
 def add_arguments(parser):
+    parser.add_argument("--family", choices=("mimoconv", "mimoformer"), default="mimoconv",
+                        help="mimoconv: WideResNet/MIMOConv images/s at N; mimoformer: attention and MIMOFormer "
+                             "sequences/s at M x N grids")
     parser.add_argument("--backends", default="active",
                         help="comma-separated Keras backends to measure (tensorflow,jax,torch), 'all', or 'active' (KERAS_BACKEND)")
     parser.add_argument("--depth", type=int, default=16, help="WRN depth of the body (default 16)")
@@ -232,7 +241,7 @@ def add_arguments(parser):
     parser.add_argument("--capacity", type=int, default=4, help="MIMOConv capacity (default 4)")
     parser.add_argument("--superpositions", default="1,2,4", help="values of N to measure (default 1,2,4)")
     parser.add_argument("--models", default="wrn,mimoconv", help="which models: wrn, mimoconv or both")
-    parser.add_argument("--batch", type=int, default=256, help="images per call (default 256)")
+    parser.add_argument("--batch", type=int, default=None, help="images (default 256) or sequences (default 64) per call")
     parser.add_argument("--image-size", type=int, default=32, help="square image side (default 32)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls; the median counts (default 5)")
@@ -241,34 +250,49 @@ def add_arguments(parser):
     parser.add_argument("--reference", default=None,
                         help="path to a checkout of IBM/multiple-input-multiple-output-nets: also time it (needs torch)")
     parser.add_argument("--output", default="bench-results", help="folder for the CSV and JSON results")
+    group = parser.add_argument_group("mimoformer family")
+    group.add_argument("--grids", default="1x1,2x2,4x4", help="grids M x N to measure (default 1x1,2x2,4x4)")
+    group.add_argument("--seq-length", type=int, default=1024, help="tokens per sequence (default 1024)")
+    group.add_argument("--embedding-dim", type=int, default=64, help="model width; 2 heads of half of it (default 64)")
+    group.add_argument("--num-layers", type=int, default=2, help="encoder blocks (default 2)")
+    group.add_argument("--random-features", type=int, default=256, help="FAVOR+ random features R (default 256)")
+
+
+def selected_backends(text):
+    if text == "active":
+        backends = [os.environ.get("KERAS_BACKEND", "tensorflow")]
+    elif text == "all":
+        backends = list(BACKENDS)
+    else:
+        backends = text.split(",")
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise SystemExit(f"keras-mimo bench: unknown backend(s) {unknown}; use {', '.join(BACKENDS)} or all.")
+    return backends
 
 
 def run(args):
+    backends = selected_backends(args.backends)
+    if args.family == "mimoformer":
+        from keras_mimo import bench_mimoformer
+
+        return bench_mimoformer.run(args, backends)
     options = dict(
         depth=args.depth, width=args.width, initial_width=args.initial_width, capacity=args.capacity,
         superpositions=[int(n) for n in args.superpositions.split(",")], models=args.models.split(","),
-        batch=args.batch, image_size=args.image_size, warmup=args.warmup, repeats=args.repeats,
+        batch=args.batch or 256, image_size=args.image_size, warmup=args.warmup, repeats=args.repeats,
         jit_compile=args.jit_compile, reference=args.reference,
     )
     _check_options(options)
     if options["reference"]:
         reference_source(options["reference"])
-    if args.backends == "active":
-        backends = [os.environ.get("KERAS_BACKEND", "tensorflow")]
-    elif args.backends == "all":
-        backends = list(BACKENDS)
-    else:
-        backends = args.backends.split(",")
-    unknown = [b for b in backends if b not in BACKENDS]
-    if unknown:
-        raise SystemExit(f"keras-mimo bench: unknown backend(s) {unknown}; use {', '.join(BACKENDS)} or all.")
     print(f"Benchmark: WRN-{options['depth']}-{options['width']} body, batch {options['batch']}, "
           f"{options['image_size']}x{options['image_size']}x3, {os.cpu_count()} CPU threads", file=sys.stderr)
     rows = []
     for backend in backends:
-        rows += _run_worker("keras", options, backend)
+        rows += run_worker("keras", options, backend)
     if options["reference"]:
-        rows += _run_worker("reference", options)
+        rows += run_worker("reference", options)
     rows = _add_speedups(rows)
     print(format_table(rows))
     for (model, n), (backend, ratio) in sorted(reference_ratios(rows).items()):
@@ -294,7 +318,10 @@ def _check_options(options):
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--worker":
-        worker = {"keras": keras_worker, "reference": reference_worker}[sys.argv[2]]
+        if sys.argv[2] == "mimoformer":
+            from keras_mimo.bench_mimoformer import worker
+        else:
+            worker = {"keras": keras_worker, "reference": reference_worker}[sys.argv[2]]
         print(json.dumps(worker(json.loads(sys.argv[3]))))
     else:
         parser = argparse.ArgumentParser(prog="python -m keras_mimo.bench")

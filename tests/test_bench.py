@@ -57,3 +57,26 @@ def test_interleaved_medians_ignore_warmup_and_outliers():
     seconds = bench.interleaved_medians({"a": runner("a"), "b": runner("b")}, warmup=1, repeats=3)
     assert calls == ["a", "b"] * 4  # the cases take turns in every round
     assert 0.0005 < seconds["a"] < 0.02 and 0.003 < seconds["b"] < 0.03
+
+
+def test_mimoformer_bench_covers_attention_and_models_at_every_grid(tmp_path, capsys):
+    main(["bench", "--family", "mimoformer", "--grids", "1x1,2x2", "--batch", "4", "--seq-length", "16",
+          "--embedding-dim", "8", "--num-layers", "1", "--random-features", "8", "--warmup", "0", "--repeats", "1",
+          "--output", str(tmp_path)])
+    (csv_path,) = tmp_path.glob("bench-mimoformer-*.csv")
+    rows = list(csv.DictReader(open(csv_path)))
+    assert sorted((r["model"], r["attention"], r["grid"]) for r in rows) == sorted(
+        (model, kind, grid) for grid in ("1x1", "2x2")
+        for model, kind in (("attention", "att"), ("MIMOFormer", "att"), ("MIMOFormer", "att+mlp"))
+    )
+    assert all(float(r["sequences_per_s"]) > 0 for r in rows)
+    assert all(float(r["speedup_vs_1x1"]) == 1.0 for r in rows if r["grid"] == "1x1")
+    table = capsys.readouterr().out
+    assert "seq/s" in table and "att+mlp" in table
+
+
+def test_mimoformer_bench_checks_the_batch_against_the_grids(tmp_path):
+    with pytest.raises(SystemExit, match="must be a multiple of M \\* N for grid 4x4"):
+        main(["bench", "--family", "mimoformer", "--grids", "1x1,4x4", "--batch", "6", "--output", str(tmp_path)])
+    with pytest.raises(SystemExit, match="must look like MxN"):
+        main(["bench", "--family", "mimoformer", "--grids", "2by2", "--output", str(tmp_path)])

@@ -29,7 +29,8 @@ MODEL_CONFIGS = {
     "mimonet-10-mnist": (
         MIMOConv, dict(depth=10, width=2, initial_width=4, capacity=4, binding="hrr", activation="prelu",
                        input_shape=(20, 20, 1)),
-        "Small MIMOConv ('MIMONet-10', one block per stage) for 20x20 centre-cropped MNIST, capacity 4.",
+        "Small MIMOConv ('MIMONet-10', one block per stage) for 20x20 centre-cropped MNIST, capacity 4; "
+        "width 2 and initial width 4 are keras-mimo's choice (the paper's MNIST widths are not published in the code).",
     ),
 }
 
