@@ -191,6 +191,18 @@ def test_fit_updates_weights_with_regularised_loss():
     assert all("keys" not in v.path for v in frozen.trainable_weights)
 
 
+def test_mixed_precision_runs_and_returns_float32_logits():
+    model = tiny_model(dtype="mixed_bfloat16")
+    x, y = random_inputs((6, 8, 8, 3)), np.arange(6) % 5
+    logits = model(x, training=False)
+    assert keras.backend.standardize_dtype(logits.dtype) == "float32"
+    reference = fresh_copy(tiny_model(), 4)
+    reference.set_weights(model.get_weights())
+    assert_close(logits, reference(x, training=False), rtol=0.1)  # bfloat16 keeps about 3 significant digits
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    assert np.isfinite(model.fit(x, y, batch_size=6, epochs=1, verbose=0).history["loss"][0])
+
+
 def test_images_of_the_wrong_shape_are_rejected():
     with pytest.raises(ValueError, match=r"expects a batch of images of shape \(batch,\) \+ \(8, 8, 3\)"):
         tiny_model()(random_inputs((4, 9, 9, 3)))

@@ -22,10 +22,12 @@ def conv_then_batch_norm(inputs, conv, bn, training):
     """
     if training:
         return bn(conv(inputs), training=True)
-    scale = bn.gamma * ops.rsqrt(bn.moving_variance + bn.epsilon)
-    bias = bn.beta - bn.moving_mean * scale
+    # Fold in float32 (BN statistics stay float32 under mixed precision), then compute in the input's dtype.
+    scale = ops.cast(bn.gamma, "float32") * ops.rsqrt(ops.cast(bn.moving_variance, "float32") + bn.epsilon)
+    bias = ops.cast(bn.beta, "float32") - ops.cast(bn.moving_mean, "float32") * scale
+    kernel = ops.cast(ops.cast(conv.kernel, "float32") * scale, inputs.dtype)
     padding = "same" if conv.padding == "same" else "valid"
-    return ops.conv(inputs, conv.kernel * scale, strides=conv.strides, padding=padding) + bias
+    return ops.conv(inputs, kernel, strides=conv.strides, padding=padding) + ops.cast(bias, inputs.dtype)
 
 
 @keras.saving.register_keras_serializable(package="keras_mimo")

@@ -119,7 +119,9 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
             capacity, identity=(binding == "none" and capacity == 1),
             kernel_initializer=he_fan_out(next_seed()), name="unbinding",
         )
-        self.classifier = keras.layers.Dense(num_classes, kernel_initializer=glorot_uniform(next_seed()), name="classifier")
+        # Logits in the variable dtype (float32 under mixed precision), so losses stay stable.
+        self.classifier = keras.layers.Dense(num_classes, kernel_initializer=glorot_uniform(next_seed()),
+                                             dtype=self.dtype_policy.variable_dtype, name="classifier")
         self.build((None,) + input_shape)
 
     # ---------------------------------------------------------------- operating point
