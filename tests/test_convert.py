@@ -77,6 +77,13 @@ def test_mismatched_names_are_listed():
     assert "layer9.0.conv1.weight" in message and "layer1.0.conv1.weight" in message
 
 
+def test_skip_init_checkpoints_are_refused_not_silently_changed():
+    config, params, _ = load_golden("none_cap4_relu")
+    params = dict(params, **{"layer2.0.alpha": np.array(0.3, dtype="float32")})
+    with pytest.raises(ValueError, match="skip_init=True .*layer2.0.alpha"):
+        from_reference(params, build_model(config))
+
+
 def test_wrong_configuration_names_shapes_and_leaves_model_untouched():
     config, params, _ = load_golden("hrr_cap4_prelu")
     model = build_model({**config, "width": 2})

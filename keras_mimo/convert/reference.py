@@ -107,8 +107,13 @@ def _is_unused_reference_entry(name, value):
     """Entries the reference stores that carry no information for inference with skip_init off."""
     if name.endswith(_IGNORED_SUFFIXES):
         return True
-    # BasicBlock.alpha is the skipInit gate; it is only read when skip_init=True.
+    # BasicBlock.alpha is the skipInit gate; it is only read when skip_init=True, and stays 0 otherwise.
     return name.endswith(".alpha") and np.ndim(value) == 0
+
+
+def _skip_init_gates(arrays):
+    """Names of non-zero skipInit gates: such a checkpoint was trained with skip_init=True."""
+    return sorted(n for n, v in arrays.items() if n.endswith(".alpha") and np.ndim(v) == 0 and float(v) != 0.0)
 
 
 def from_reference(state_dict, model):
@@ -145,6 +150,12 @@ def from_reference(state_dict, model):
             continue
         converted.append((variable, value))
     problems = []
+    gates = _skip_init_gates(arrays)
+    if gates:
+        problems.append(
+            "the checkpoint was trained with skip_init=True (non-zero residual gates " + ", ".join(gates)
+            + "); keras-mimo's blocks have no skipInit gate, so it cannot be loaded without changing its outputs"
+        )
     if unexpected:
         problems.append("names in the state_dict that do not match the model: " + ", ".join(unexpected))
     if missing:
