@@ -1,6 +1,7 @@
 """One factory for every named configuration of the paper (timm-style): ``create_model("mimoconv-28-10-n4")``."""
 
 from keras_mimo.models.mimoconv import MIMOConv, WideResNet
+from keras_mimo.models.mimoformer.configs import MIMOFORMER_CONFIGS
 
 _CIFAR = {"input_shape": (32, 32, 3)}
 
@@ -33,6 +34,10 @@ MODEL_CONFIGS = {
         "width 2 and initial width 4 are keras-mimo's choice (the paper's MNIST widths are not published in the code).",
     ),
 }
+
+# Long Range Arena: performer-*, mimoformer-att-*, mimoformer-attmlp-* for every task, wide and deep
+# (keras_mimo/models/mimoformer/configs.py).
+MODEL_CONFIGS.update(MIMOFORMER_CONFIGS)
 
 
 def list_models():

@@ -1,0 +1,228 @@
+"""Named MIMOFormer / Performer configurations and training recipes for Long Range Arena (DESIGN.md section 3).
+
+Every number comes from the reference's ``MIMOFormer/code/lra_config.py`` and ``run_tasks.py``
+(github IBM/multiple-input-multiple-output-nets, Apache-2.0) unless a comment says otherwise.
+
+Names: ``{family}-{task}[-{variant}]``
+
+* family: ``performer`` (FAVOR+ baseline, reference ``performer-256``), ``mimoformer-att`` (attention in
+  superposition, reference ``mimoformer``) or ``mimoformer-attmlp`` (the whole block in superposition,
+  reference ``blockformer``);
+* task: ``listops``, ``text``, ``retrieval``, ``image``, ``pathfinder`` (the reference's ``pathfinder32``,
+  contour length 14);
+* variant: none = the "wide" model (one wide layer), ``-deep`` = the "deep" model (same total number of
+  heads spread over several layers), and for Retrieval only ``-small``: the model the reference's
+  ``lra_config.py`` actually runs for Retrieval (labelled "deep model" there, but smaller than the
+  commented-out deep one).
+
+Which reference block is "wide" and which "deep": the labels in ``lra_config.py``. The active block is
+"wide" for ListOps, Image and Pathfinder but "deep" for Text and Retrieval (the README says the file is
+"set to correspond [to] deep models", which only holds for those two); the other variant is the
+commented-out block. Wide and deep keep the total number of heads (48 / 48 / 16 / 12 / 32) as in
+Brown et al., "Wide attention is the way forward for Transformers?".
+
+Model arguments (see :class:`~keras_mimo.models.MIMOFormer`): ``hidden_dim`` is the reference's
+``transformer_hidden_dim``, ``num_random_features`` its ``rp_dim`` (256, ReLU kernel), ``dropout`` its
+``dropout_prob`` (``attention_dropout`` only acts on softmax attention there, so it has no counterpart),
+``pooling="mean"`` its ``MEAN`` pooling. ``max_length`` is the reference's ``max_seq_len`` rounded up
+to a power of two as ``run_tasks.py`` does (2000 -> 2048, 4000 -> 4096): that is the size of the
+position table the reference builds; the data stay 2000 / 4000 tokens long (``data`` in the recipe).
+``capacity`` ``(M, N)``: 'att.' uses ``extra_attn_config['mimoformer']`` (4 x 4 on every task),
+'att.+MLP' ``extra_attn_config['blockformer']`` (2 x 2, Retrieval 4 x 4).
+
+Vocabulary sizes are those of keras-mimo's LRA tokenisers (``keras_mimo.data.lra.LRA_TASKS``), not the
+reference's ``vocab_size`` upper bounds (32 ListOps, 512 elsewhere), which only size its embedding
+table: ListOps 19, Text and Retrieval 257 (bytes + 1), Image and Pathfinder 256 (grey levels,
+``token_offset=0`` as LRA and the reference: a black pixel is token 0 and is masked like padding).
+
+Training recipes (``LRA_RECIPES``, per task; ``training_recipe(name)`` for one configuration):
+AdamW (betas 0.9 / 0.999, eps 1e-6), one-cycle schedule with linear warm-up to ``learning_rate`` over
+``warmup_steps`` and linear decay over the rest of ``num_train_steps`` (PyTorch ``OneCycleLR`` with
+``anneal_strategy='linear'``, default div factors 25 and 1e4, and its default momentum cycling, which on
+AdamW moves beta_1 0.95 -> 0.85 -> 0.95), mixed precision (``run_tasks.py``
+forces ``mixed_precision=True``; the attention itself runs in float32), seed 1234, evaluation on
+``num_eval_steps`` dev batches every ``eval_frequency`` steps, best dev checkpoint tested.
+``batch_size`` is the reference's, counted in sequences (pairs for Retrieval) per optimizer step; the
+model groups them into ``batch_size / (M * N)`` bundles (``batch_bundles``), and during the MIMO
+warm-up of 'att.' (the first ``mimo_warmup_steps`` steps at grid M/2 x N/2, the reference only does it
+for 'att.') the same sequences form four times as many bundles. The step counts and MIMO warm-ups
+of DESIGN.md section 3 (ListOps 20k / Text 40k / Retrieval 60k / Image 70k / Pathfinder 124.8k;
+3000 / 6500 / 10000 / 10000 / 20800) are exactly those of ``lra_config.py``, so nothing had to be
+chosen between them.
+
+================ ===== ====== ==== ===== ====== ======= ===== ======= =====================
+task / variant   emb   hidden head  heads layers max_len vocab classes reference block
+================ ===== ====== ==== ===== ====== ======= ===== ======= =====================
+listops          512   2048   64   48    1      2048    19    10      active ("wide")
+listops-deep     512   2048   64   8     6      2048    19    10      commented ("deep")
+text             512   2048   64   48    1      4096    257   2       commented ("wide")
+text-deep        512   2048   64   8     6      4096    257   2       active ("deep")
+retrieval        128   512    32   16    1      4096    257   2       commented ("wide"), dual
+retrieval-deep   128   512    32   4     4      4096    257   2       commented ("deep"), dual
+retrieval-small  32    64     32   2     2      4096    257   2       active ("deep"), dual
+image            64    128    64   12    1      1024    256   10      active ("wide")
+image-deep       64    128    64   4     3      1024    256   10      commented ("deep")
+pathfinder       128   128    128  32    1      1024    256   2       active ("wide")
+pathfinder-deep  128   128    128  8     4      1024    256   2       commented ("deep")
+================ ===== ====== ==== ===== ====== ======= ===== ======= =====================
+
+=========== ===== ======= ====== ====== ======== ===== ===== ======= ========= =========
+task        batch lr      warmup steps  MIMO wu  eval  eval  att.    att.+MLP  data
+                                                  freq  steps M x N   M x N     length
+=========== ===== ======= ====== ====== ======== ===== ===== ======= ========= =========
+listops     64    1e-4    1000   20000  3000     50    62    4 x 4   2 x 2     2000
+text        32    1e-4    8000   40000  6500     500   781   4 x 4   2 x 2     4000
+retrieval   32    1e-4    800    60000  10000    300   565   4 x 4   4 x 4     2 x 4000
+image       256   1e-4    175    70000  10000    175   20    4 x 4   2 x 2     1024
+pathfinder  256   1e-4    312    124800 20800    312   312   4 x 4   2 x 2     1024
+=========== ===== ======= ====== ====== ======== ===== ===== ======= ========= =========
+
+Weight decay is 0 everywhere. Reproduce a row on a GPU with ``keras-mimo train --config NAME``
+(``training_recipe(NAME)['command']``).
+"""
+
+from keras_mimo.models.mimoformer.mimoformer import MIMOFormer, Performer
+
+LRA_TASK_NAMES = ("listops", "text", "retrieval", "image", "pathfinder")
+
+# Per task: what keras-mimo's tokenisers give (keras_mimo.data.lra.LRA_TASKS) and what the model needs.
+_TASK = {
+    # reference vocab_size 32; our ListOps vocabulary (LISTOPS_VOCAB) has 19 tokens
+    "listops": dict(vocab_size=19, num_classes=10, max_length=2048),     # max_seq_len 2000 -> 2048
+    # reference vocab_size 512; our byte tokeniser gives 256 bytes + 1 (padding 0)
+    "text": dict(vocab_size=257, num_classes=2, max_length=4096),        # max_seq_len 4000 -> 4096
+    "retrieval": dict(vocab_size=257, num_classes=2, max_length=4096, dual=True),  # idem, ModelForSCDual
+    # reference vocab_size 512; grey levels 0..255 with token_offset 0
+    "image": dict(vocab_size=256, num_classes=10, max_length=1024),
+    "pathfinder": dict(vocab_size=256, num_classes=2, max_length=1024),
+}
+
+# lra_config.py "model" blocks: embedding_dim, transformer_hidden_dim, head_dim, num_head, num_layers.
+_ARCH = {
+    "listops": {
+        "wide": dict(embedding_dim=512, hidden_dim=2048, head_dim=64, num_heads=48, num_layers=1),  # active
+        "deep": dict(embedding_dim=512, hidden_dim=2048, head_dim=64, num_heads=8, num_layers=6),   # commented
+    },
+    "text": {
+        "wide": dict(embedding_dim=512, hidden_dim=2048, head_dim=64, num_heads=48, num_layers=1),  # commented
+        "deep": dict(embedding_dim=512, hidden_dim=2048, head_dim=64, num_heads=8, num_layers=6),   # active
+    },
+    "retrieval": {
+        "wide": dict(embedding_dim=128, hidden_dim=512, head_dim=32, num_heads=16, num_layers=1),   # commented
+        "deep": dict(embedding_dim=128, hidden_dim=512, head_dim=32, num_heads=4, num_layers=4),    # commented
+        "small": dict(embedding_dim=32, hidden_dim=64, head_dim=32, num_heads=2, num_layers=2),     # active
+    },
+    "image": {
+        "wide": dict(embedding_dim=64, hidden_dim=128, head_dim=64, num_heads=12, num_layers=1),    # active
+        "deep": dict(embedding_dim=64, hidden_dim=128, head_dim=64, num_heads=4, num_layers=3),     # commented
+    },
+    "pathfinder": {
+        "wide": dict(embedding_dim=128, hidden_dim=128, head_dim=128, num_heads=32, num_layers=1),  # active
+        "deep": dict(embedding_dim=128, hidden_dim=128, head_dim=128, num_heads=8, num_layers=4),   # commented
+    },
+}
+
+# extra_attn_config: (mimo_M, mimo_N) of "mimoformer" ('att.') and "blockformer" ('att.+MLP').
+_CAPACITY = {
+    "listops": {"att": (4, 4), "att+mlp": (2, 2)},
+    "text": {"att": (4, 4), "att+mlp": (2, 2)},
+    "retrieval": {"att": (4, 4), "att+mlp": (4, 4)},
+    "image": {"att": (4, 4), "att+mlp": (2, 2)},
+    "pathfinder": {"att": (4, 4), "att+mlp": (2, 2)},
+}
+
+# Shared by every configuration: rp_dim 256 (ReLU kernel), dropout_prob 0.1, pooling_mode MEAN.
+_COMMON = dict(num_random_features=256, dropout=0.1, pooling="mean")
+
+# name prefix -> (attention argument, reference model name, words)
+FAMILIES = {
+    "performer": ("performer", "performer-256", "Performer (FAVOR+, R = 256) baseline"),
+    "mimoformer-att": ("att", "mimoformer", "MIMOFormer 'att.' (attention in superposition)"),
+    "mimoformer-attmlp": ("att+mlp", "blockformer", "MIMOFormer 'att.+MLP' (whole block in superposition)"),
+}
+
+# lra_config.py "training" blocks (+ MIMO_warmup of extra_attn_config['mimoformer']) and the data options
+# our loaders need to see what the reference saw. batch_size: sequences (pairs) per optimizer step.
+LRA_RECIPES = {
+    "listops": dict(batch_size=64, learning_rate=1e-4, warmup_steps=1000, lr_decay="linear", weight_decay=0.0,
+                    num_train_steps=20000, mimo_warmup_steps=3000, eval_frequency=50, num_eval_steps=62,
+                    data=dict(max_length=2000)),
+    "text": dict(batch_size=32, learning_rate=1e-4, warmup_steps=8000, lr_decay="linear", weight_decay=0.0,
+                 num_train_steps=40000, mimo_warmup_steps=6500, eval_frequency=500, num_eval_steps=781,
+                 data=dict(max_length=4000)),  # our loader's default is 1000 (LRA's); the reference uses 4000
+    "retrieval": dict(batch_size=32, learning_rate=1e-4, warmup_steps=800, lr_decay="linear", weight_decay=0.0,
+                      num_train_steps=60000, mimo_warmup_steps=10000, eval_frequency=300, num_eval_steps=565,
+                      data=dict(max_length=4000)),
+    "image": dict(batch_size=256, learning_rate=1e-4, warmup_steps=175, lr_decay="linear", weight_decay=0.0,
+                  num_train_steps=70000, mimo_warmup_steps=10000, eval_frequency=175, num_eval_steps=20,
+                  data=dict(token_offset=0)),
+    "pathfinder": dict(batch_size=256, learning_rate=1e-4, warmup_steps=312, lr_decay="linear", weight_decay=0.0,
+                       num_train_steps=124800, mimo_warmup_steps=20800, eval_frequency=312, num_eval_steps=312,
+                       data=dict(difficulty="hard", resolution=32, token_offset=0)),  # curv_contour_length_14
+}
+
+# Shared by every recipe (run_tasks.py).
+# PyTorch's OneCycleLR (defaults div_factor 25, final_div_factor 1e4, cycle_momentum=True) starts at
+# learning_rate / 25, ends at learning_rate / 25e4 and, on AdamW, also cycles beta_1 linearly
+# 0.95 -> 0.85 (peak learning rate) -> 0.95, overriding the 0.9 given to AdamW.
+RECIPE_COMMON = dict(optimizer="adamw", beta_1=0.9, beta_2=0.999, epsilon=1e-6, schedule="one-cycle",
+                     div_factor=25.0, final_div_factor=1e4, cycle_beta_1=(0.95, 0.85), mixed_precision=True,
+                     seed=1234)
+
+
+def _name(prefix, task, variant):
+    return f"{prefix}-{task}" + ("" if variant == "wide" else f"-{variant}")
+
+
+def _build_configs():
+    configs, meta = {}, {}
+    for task in LRA_TASK_NAMES:
+        for variant, arch in _ARCH[task].items():
+            for prefix, (attention, ref_name, words) in FAMILIES.items():
+                name = _name(prefix, task, variant)
+                kwargs = {**_TASK[task], **arch, **_COMMON}
+                if attention == "performer":
+                    cls = Performer
+                    capacity = (1, 1)
+                else:
+                    cls = MIMOFormer
+                    capacity = _CAPACITY[task][attention]
+                    kwargs.update(attention=attention, capacity=capacity)
+                heads = f"{arch['num_heads']} heads x {arch['num_layers']} layer{'s' * (arch['num_layers'] > 1)}"
+                grid = "" if attention == "performer" else f", grid {capacity[0]} x {capacity[1]}"
+                label = {"wide": "wide", "deep": "deep", "small": "small (the reference's active Retrieval model)"}
+                description = (f"LRA {task}: {words}{grid}, {label[variant]} model "
+                               f"({arch['embedding_dim']}-dim, {heads}; reference {ref_name}).")
+                configs[name] = (cls, kwargs, description)
+                meta[name] = dict(task=task, variant=variant, attention=attention, capacity=capacity)
+    return configs, meta
+
+
+MIMOFORMER_CONFIGS, _META = _build_configs()
+
+
+def list_mimoformer_configs():
+    """Names of every LRA configuration (also in :func:`keras_mimo.models.list_models`)."""
+    return sorted(MIMOFORMER_CONFIGS)
+
+
+def training_recipe(name):
+    """The training recipe of one configuration: the task's ``LRA_RECIPES`` entry, made concrete.
+
+    Adds ``model`` (the configuration name), ``task``, ``variant``, ``attention``, ``grid`` (M, N),
+    ``batch_bundles`` (bundles per step at the full grid), ``mimo_warmup_steps`` (0 but for 'att.'),
+    ``command`` (what reproduces the row on a GPU) and the shared optimiser settings.
+    """
+    if name not in MIMOFORMER_CONFIGS:
+        raise ValueError(f"Unknown MIMOFormer configuration {name!r}. Known: {', '.join(list_mimoformer_configs())}.")
+    meta = _META[name]
+    recipe = {**RECIPE_COMMON, **LRA_RECIPES[meta["task"]]}
+    recipe["data"] = dict(recipe["data"])
+    m, n = meta["capacity"]
+    recipe.update(
+        model=name, task=meta["task"], variant=meta["variant"], attention=meta["attention"], grid=(m, n),
+        batch_bundles=recipe["batch_size"] // (m * n),
+        mimo_warmup_steps=recipe["mimo_warmup_steps"] if meta["attention"] == "att" else 0,
+        command=f"keras-mimo train --config {name}",
+    )
+    return recipe
