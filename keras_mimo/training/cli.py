@@ -1,0 +1,105 @@
+"""``keras-mimo train`` and ``keras-mimo evaluate``. Keras is imported only when a command runs,
+so ``--backend`` can set KERAS_BACKEND first."""
+
+import json
+import os
+
+
+def _set_backend(args):
+    if getattr(args, "backend", None):
+        os.environ["KERAS_BACKEND"] = args.backend
+
+
+def add_train_arguments(parser):
+    from keras_mimo.training.recipes import list_recipes
+
+    parser.add_argument("--config", help="recipe name (--list shows them all with what they reproduce)")
+    parser.add_argument("--list", action="store_true", help="list the recipes and exit")
+    parser.add_argument("--output", help="run folder: logs, checkpoints; rerunning into it resumes (default runs/CONFIG)")
+    parser.add_argument("--epochs", type=int, help="override the recipe's epochs (one epoch = N passes at capacity N)")
+    parser.add_argument("--batch-size", type=int, help="superpositions per batch (images per batch = this x capacity)")
+    parser.add_argument("--lr", type=float, help="peak learning rate of the one-cycle schedule (paper: 0.2)")
+    parser.add_argument("--mixup-alpha", type=float, help="mixup alpha (paper 1.0; 0 turns mixup off)")
+    parser.add_argument("--train-split", help="training split, e.g. 'train' or 'train[:10000]'")
+    parser.add_argument("--eval-split", help="validation/test split, e.g. 'test'")
+    parser.add_argument("--superpositions", help="comma-separated N to validate at (default: the recipe's)")
+    parser.add_argument("--steps-per-epoch", type=int, help="cap on updates per epoch (the schedule is sized to it)")
+    parser.add_argument("--model-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a model constructor argument, e.g. width=1 (repeatable; VALUE is JSON)")
+    parser.add_argument("--data-dir", help="folder with the data (IDX files or a tensorflow-datasets data_dir)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="tiny model, 64 images, 2 epochs: a CPU smoke test")
+    parser.add_argument("--data-parallel", action="store_true",
+                        help="train on all local devices (JAX DataParallel / TF MirroredStrategy)")
+    parser.add_argument("--no-tensorboard", action="store_true")
+    parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
+                        help="XLA / jit compilation of the train step (auto: Keras' default for the backend)")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                        help="0 silent, 1 progress bar, 2 one line per epoch (default: 1 on a terminal, else 2)")
+    parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), help="Keras backend (default: KERAS_BACKEND)")
+    parser.epilog = "recipes: " + ", ".join(list_recipes())
+
+
+def run_train(args):
+    _set_backend(args)
+    from keras_mimo.training.recipes import RECIPES
+
+    if args.list:
+        for name in sorted(RECIPES):
+            recipe = RECIPES[name]
+            print(f"{name:36s} {recipe.description}\n{'':36s} {recipe.command}")
+        return 0
+    if not args.config:
+        raise SystemExit("keras-mimo train: --config NAME is required (see --list).")
+    from keras_mimo.training.loop import train
+
+    overrides = {}
+    if args.mixup_alpha is not None:
+        overrides["mixup_alpha"] = args.mixup_alpha
+    if args.train_split:
+        overrides["train_split"] = args.train_split
+    if args.eval_split:
+        overrides["eval_split"] = args.eval_split
+    if args.superpositions:
+        overrides["eval_superpositions"] = tuple(int(n) for n in args.superpositions.split(","))
+    if args.model_override:
+        from keras_mimo.training.loop import resolve_recipe
+
+        model_overrides = dict(resolve_recipe(args.config, quick=args.quick).model_overrides)
+        for item in args.model_override:
+            key, _, value = item.partition("=")
+            model_overrides[key] = json.loads(value)
+        overrides["model_overrides"] = model_overrides
+    output = args.output or os.path.join("runs", args.config + ("-quick" if args.quick else ""))
+    train(args.config, output, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, data_dir=args.data_dir,
+          seed=args.seed, quick=args.quick, verbose="auto" if args.verbose is None else args.verbose,
+          data_parallel=args.data_parallel, tensorboard=not args.no_tensorboard,
+          steps_per_epoch=args.steps_per_epoch, jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
+          **overrides)
+    return 0
+
+
+def add_evaluate_arguments(parser):
+    parser.add_argument("--checkpoint", required=True, help="a .keras file written by keras-mimo train (best.keras / last.keras)")
+    parser.add_argument("--dataset", required=True, help="cifar10, cifar100, svhn, mnist or fashion_mnist")
+    parser.add_argument("--superposition", default=None, help="comma-separated N, e.g. 1,2,4 (default: the capacity)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--batch-size", type=int, default=128, help="superpositions per batch")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"))
+
+
+def run_evaluate(args):
+    _set_backend(args)
+    from keras_mimo.training.loop import evaluate
+
+    superpositions = [int(n) for n in args.superposition.split(",")] if args.superposition else None
+    results = evaluate(args.checkpoint, args.dataset, superpositions, data_dir=args.data_dir,
+                       batch_size=args.batch_size, split=args.split)
+    if args.json:
+        print(json.dumps({str(n): r for n, r in results.items()}))
+    else:
+        for n, r in results.items():
+            print(f"N={n}: accuracy {100 * r['accuracy']:.2f}%  loss {r['loss']:.4f}")
+    return 0

@@ -1,0 +1,488 @@
+"""Training through model.fit: one-cycle schedule, FilteredSGD (PyTorch semantics, decay exclusions, gradient
+filter), dynamic superposition, validation at several N, atomic checkpoints, SIGKILL resume, data parallel, CLI."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_mimo.data import write_idx
+from keras_mimo.models import MIMOConv
+from keras_mimo.training import (
+    DynamicSuperposition,
+    FilteredSGD,
+    GradientFilterCallback,
+    MultiSuperpositionValidation,
+    OneCycleLR,
+    OneCycleMomentum,
+    atomic_path,
+    one_cycle,
+)
+from keras_mimo.training.recipes import RECIPES, get_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = Path(__file__).parent / "data" / "images"
+BACKEND = keras.backend.backend()
+
+
+def tiny_mimoconv(**overrides):
+    config = dict(depth=10, width=1, initial_width=1, num_classes=5, capacity=4, input_shape=(8, 8, 3), seed=0)
+    config.update(overrides)
+    return MIMOConv(**config)
+
+
+def to_numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def sync(model):
+    """JAX keeps the training state outside the variables during fit; put it back before reading them."""
+    if BACKEND == "jax":
+        model.jax_state_sync()
+
+
+# ------------------------------------------------------------------------------------------------ real small data
+def cifar_pngs():
+    files = sorted(SAMPLE_DIR.glob("cifar10_*.png"))
+    assert len(files) == 20
+    images = np.stack([tf.io.decode_png(path.read_bytes()).numpy() for path in files])
+    labels = np.array([int(path.stem.split("_")[-1]) for path in files], dtype=np.uint8)
+    return images, labels
+
+
+def write_fashion_idx(folder):
+    """An IDX folder of 64 training and 32 test grey 28x28 images: the 20 real CIFAR-10 PNGs, grey, cropped, flipped."""
+    images, labels = cifar_pngs()
+    grey = images.mean(axis=-1).astype(np.uint8)[:, 2:30, 2:30]
+    variants = np.concatenate([grey, grey[:, :, ::-1], grey[:, ::-1, :], grey[:, ::-1, ::-1]])
+    variant_labels = np.concatenate([labels] * 4)
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, count in (("train", 64), ("t10k", 32)):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", variants[:count])
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", variant_labels[:count])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fashion_dir(tmp_path_factory):
+    return write_fashion_idx(tmp_path_factory.mktemp("fashion"))
+
+
+@pytest.fixture(scope="module")
+def cifar_tfds_dir(tmp_path_factory):
+    import tensorflow_datasets as tfds
+
+    data_dir = tmp_path_factory.mktemp("tfds")
+    images, labels = cifar_pngs()
+    reference = tfds.builder("cifar10", data_dir=str(data_dir))
+    splits = {
+        split: tf.data.Dataset.from_tensor_slices(
+            {"image": images, "label": labels.astype(np.int64), "id": [f"{split}_{i:05d}" for i in range(20)]}
+        )
+        for split in ("train", "test")
+    }
+    tfds.dataset_builders.store_as_tfds_dataset(
+        name="cifar10", version=str(reference.version), features=reference.info.features, split_datasets=splits,
+        data_dir=str(data_dir), disable_shuffling=True,
+    )
+    return data_dir
+
+
+def subprocess_env(**extra):
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
+    env.update(extra)
+    return env
+
+
+# ------------------------------------------------------------------------------------------------ schedules
+def torch_one_cycle(total_steps, max_lr=0.2, pct_start=0.3):
+    import torch
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=0.0, momentum=0.0)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr, total_steps=total_steps, pct_start=pct_start)
+    lrs, momenta = [], []
+    for _ in range(total_steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        momenta.append(optimizer.param_groups[0]["momentum"])
+        optimizer.step()
+        scheduler.step()
+    return np.array(lrs), np.array(momenta)
+
+
+@pytest.mark.parametrize("total_steps", [7, 100])
+def test_one_cycle_matches_pytorch_one_cycle_lr(total_steps):
+    expected_lr, expected_momentum = torch_one_cycle(total_steps)
+    lr, momentum = one_cycle(0.2, total_steps)
+    steps = np.arange(total_steps)
+    np.testing.assert_allclose(to_numpy(lr(steps)), expected_lr, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(to_numpy(momentum(steps)), expected_momentum, rtol=1e-6)
+    assert float(to_numpy(lr(0))) == pytest.approx(0.2 / 25)
+    assert float(to_numpy(lr(10 * total_steps))) == pytest.approx(0.2 / 25 / 1e4)  # held after the end
+    assert expected_momentum[0] == pytest.approx(0.95) and expected_momentum.min() >= 0.85 - 1e-12
+    if total_steps == 100:  # the lr peaks (and the momentum bottoms out) at step 0.3 * 100 - 1
+        assert expected_lr.argmax() == expected_momentum.argmin() == 29 and expected_momentum.min() == pytest.approx(0.85)
+
+
+def test_schedules_and_optimizer_serialise():
+    lr, momentum = one_cycle(0.2, 1000, pct_start=0.25)
+    optimizer = FilteredSGD(lr, momentum=momentum, weight_decay=1e-5, gradient_filter=10.0, global_clipnorm=1e3)
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert isinstance(restored, FilteredSGD)
+    assert isinstance(restored._learning_rate, OneCycleLR) and restored._learning_rate.max_lr == 0.2
+    assert restored.gradient_filter == 10.0 and restored.l2_weight_decay == 1e-5 and restored.global_clipnorm == 1e3
+    assert isinstance(restored.momentum, OneCycleMomentum) and restored.momentum.pct_start == 0.25
+    steps = np.arange(0, 1000, 37)
+    np.testing.assert_allclose(to_numpy(restored.momentum(steps)), to_numpy(momentum(steps)))
+    np.testing.assert_allclose(to_numpy(restored._learning_rate(steps)), to_numpy(lr(steps)))
+    with pytest.raises(ValueError, match="total_steps"):
+        OneCycleLR(0.2, 1)
+
+
+# ------------------------------------------------------------------------------------------------ FilteredSGD
+def test_fit_follows_pytorch_sgd_with_one_cycle_momentum_and_decay_exclusions():
+    """8 updates through model.fit equal torch.optim.SGD + OneCycleLR (cycled momentum, L2 skipping the PReLU slope)."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = rng.normal(size=(64, 2)).astype("float32")
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(3, name="dense1")(inputs)
+    hidden = keras.layers.PReLU(alpha_initializer=keras.initializers.Constant(0.25), name="act")(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="dense2")(hidden))
+    initial = [w.copy() for w in model.get_weights()]
+    total = 8
+    lr, momentum = one_cycle(0.5, total, pct_start=0.5)
+    # weight decay large enough to matter, so applying it to the slope would show
+    optimizer = FilteredSGD(lr, momentum=momentum, weight_decay=0.05)
+    model.compile(optimizer=optimizer, loss="mse")
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+
+    torch.manual_seed(0)
+    linear1, act, linear2 = torch.nn.Linear(4, 3), torch.nn.PReLU(3), torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        linear1.weight.copy_(torch.tensor(initial[0].T)); linear1.bias.copy_(torch.tensor(initial[1]))
+        act.weight.copy_(torch.tensor(initial[2])); linear2.weight.copy_(torch.tensor(initial[3].T))
+        linear2.bias.copy_(torch.tensor(initial[4]))
+    reference = torch.optim.SGD([
+        {"params": [act.weight], "weight_decay": 0.0},
+        {"params": [*linear1.parameters(), *linear2.parameters()], "weight_decay": 0.05},
+    ], lr=0.0, momentum=0.0)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(reference, 0.5, total_steps=total, pct_start=0.5)
+    for step in range(total):
+        xb, yb = torch.tensor(x[8 * step:8 * step + 8]), torch.tensor(y[8 * step:8 * step + 8])
+        reference.zero_grad()
+        torch.nn.functional.mse_loss(linear2(act(linear1(xb))), yb).backward()
+        reference.step()
+        scheduler.step()
+    expected = [linear1.weight.detach().numpy().T, linear1.bias.detach().numpy(), act.weight.detach().numpy(),
+                linear2.weight.detach().numpy().T, linear2.bias.detach().numpy()]
+    for got, want in zip(model.get_weights(), expected):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+    assert int(to_numpy(optimizer.iterations)) == total
+    # A constant momentum (or decayed slope) lands elsewhere: the schedule is what made the weights match.
+    assert not np.allclose(model.get_weights()[2], initial[2] * (1 - 0.5 * 0.05), atol=1e-6)
+
+
+def test_weight_decay_skips_prelu_slopes_and_srelu_offsets():
+    for activation, parameter in (("prelu", "alpha"), ("srelu", "offset")):
+        model = tiny_mimoconv(activation=activation)
+        optimizer = FilteredSGD(0.1, momentum=0.0, weight_decay=0.01)
+        variables = model.trainable_variables
+        optimizer.build(variables)
+        skipped = sorted(v.path for v in variables if not optimizer.uses_weight_decay(v))
+        assert skipped and all(path.endswith("/" + parameter) for path in skipped)
+        assert len(skipped) == sum(1 for v in variables if v.path.endswith("/" + parameter)) == 6  # 2 per block
+        before = [to_numpy(v).copy() for v in variables]
+        optimizer.apply([np.zeros(v.shape, "float32") for v in variables], variables)
+        for v, old in zip(variables, before):
+            expected = old if v.path in skipped else old * (1 - 0.1 * 0.01)
+            np.testing.assert_allclose(to_numpy(v), expected, rtol=1e-6, err_msg=v.path)
+
+
+class Recorder(keras.callbacks.Callback):
+    """Weights and momentum buffers after every batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights, self.buffers = [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        sync(self.model)
+        self.weights.append([to_numpy(v).copy() for v in self.model.trainable_variables])
+        self.buffers.append([to_numpy(v).copy() for v in self.model.optimizer.momentums])
+
+
+def test_gradient_filter_skips_a_spiked_batch_and_counts_it():
+    rng = np.random.default_rng(1)
+    x = np.tile(rng.normal(size=(8, 3)).astype("float32"), (4, 1))
+    y = np.tile(rng.normal(size=(8, 1)).astype("float32"), (4, 1))
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+    optimizer = FilteredSGD(0.01, momentum=0.9, weight_decay=1e-4, gradient_filter=10.0)
+    model.compile(optimizer=optimizer, loss="mse")
+    first = model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[GradientFilterCallback(0)])
+    assert first.history["skipped_updates"] == [0]  # first epoch: no threshold yet
+    threshold = float(to_numpy(optimizer.filter_threshold))
+    assert np.isfinite(threshold) and threshold == pytest.approx(10 * first.history["mean_grad_norm"][0])
+
+    spiked_y = y.copy()
+    spiked_y[16:24] *= 1e4  # the third batch's gradient explodes
+    recorder = Recorder()
+    second = model.fit(x, spiked_y, batch_size=8, epochs=1, shuffle=False, verbose=0,
+                       callbacks=[GradientFilterCallback(0), recorder])
+    assert second.history["skipped_updates"] == [1] and second.history["skipped_updates_total"] == [1]
+    for a, b in zip(recorder.weights[1] + recorder.buffers[1], recorder.weights[2] + recorder.buffers[2]):
+        np.testing.assert_array_equal(a, b)  # skipped: no weight and no momentum change
+    for a, b in zip(recorder.weights[2] + recorder.buffers[2], recorder.weights[3] + recorder.buffers[3]):
+        assert not np.array_equal(a, b)  # the next, ordinary batch updates again
+    assert int(to_numpy(optimizer.iterations)) == 8  # the schedule still advances on a skipped batch
+    assert float(to_numpy(optimizer.skipped_updates)) == 0  # per-epoch counter restarted by the callback
+
+
+# ------------------------------------------------------------------------------------------------ superposition
+def test_dynamic_superposition_really_switches_every_batch():
+    model = tiny_mimoconv()
+    model.compile(optimizer=FilteredSGD(0.0), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(32, 8, 8, 3)).astype("float32"), np.arange(32) % 5
+    dynamic = DynamicSuperposition(4, low=1, p=0.5, seed=7)
+
+    class BatchLoss(keras.callbacks.Callback):
+        running = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.running.append(logs["loss"])
+
+    model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[dynamic, BatchLoss()])
+    draws = np.random.default_rng([7, 0]).random(8)
+    assert dynamic.used == [4 if u < 0.5 else 1 for u in draws]
+    assert set(Counter(dynamic.used)) == {1, 4}
+    assert model.superposition == 4
+    # With lr 0, batch k's loss is the training-mode loss at the N it used: recompute each one at that N.
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def batch_loss(k, n):
+        model.superposition = n
+        logits = model(x[4 * k:4 * k + 4], training=True)
+        return float(to_numpy(loss_fn(y[4 * k:4 * k + 4], logits))) + sum(float(to_numpy(l)) for l in model.losses)
+
+    per_batch = [batch_loss(k, n) for k, n in enumerate(dynamic.used)]
+    np.testing.assert_allclose(BatchLoss.running, np.cumsum(per_batch) / np.arange(1, 9), rtol=1e-4)
+    swapped = [batch_loss(k, 5 - n) for k, n in enumerate(dynamic.used)]  # the other N for every batch
+    assert not np.allclose(per_batch, swapped, rtol=1e-3)
+
+
+def test_validation_at_several_n_in_one_fit(tmp_path):
+    model = tiny_mimoconv()
+    model.compile(optimizer=FilteredSGD(0.05, momentum=0.9), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")])
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(32, 8, 8, 3)).astype("float32"), np.arange(32) % 5
+    validation = tf.data.Dataset.from_tensor_slices((x[:12], y[:12])).batch(8)
+    model.superposition = 2  # training N, restored after each validation
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[
+        MultiSuperpositionValidation(validation, [4, 2, 1]), keras.callbacks.CSVLogger(str(tmp_path / "log.csv"))])
+    assert model.superposition == 2
+    for n in (4, 2, 1):
+        assert len(history.history[f"val_accuracy_n{n}"]) == 1
+        model.superposition = n
+        final = model.evaluate(validation, verbose=0, return_dict=True)
+        assert history.history[f"val_loss_n{n}"][-1] == pytest.approx(final["loss"], rel=1e-5)
+        assert history.history[f"val_accuracy_n{n}"][-1] == pytest.approx(final["accuracy"])
+    assert history.history["val_loss"] == history.history["val_loss_n4"]
+    assert len({history.history[f"val_loss_n{n}"][-1] for n in (4, 2, 1)}) == 3
+    with open(tmp_path / "log.csv") as stream:
+        header = next(csv.reader(stream))
+    assert {"val_accuracy_n1", "val_accuracy_n2", "val_accuracy_n4", "val_loss_n1"} <= set(header)
+
+
+# ------------------------------------------------------------------------------------------------ files
+def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "last.keras"
+    target.write_bytes(b"complete old checkpoint")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as temporary:
+            Path(temporary).write_bytes(b"half of a new")
+            raise RuntimeError("killed mid-write")
+    assert target.read_bytes() == b"complete old checkpoint"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.keras"]
+    with atomic_path(target) as temporary:
+        assert Path(temporary).parent == tmp_path and temporary.endswith(".keras")
+        Path(temporary).write_bytes(b"new")
+    assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["last.keras"]
+
+
+# ------------------------------------------------------------------------------------------------ recipes and CLI
+def test_recipes_cover_the_paper_runs():
+    for dataset in ("cifar10", "cifar100"):
+        assert get_recipe(f"{dataset}-wrn-28-10").epochs == 200
+        for suffix in ("n1", "n2", "n4", "dynamic"):
+            recipe = get_recipe(f"{dataset}-mimoconv-28-10-{suffix}")
+            assert (recipe.epochs, recipe.batch_size, recipe.lr, recipe.mixup_alpha, recipe.weight_decay,
+                    recipe.gradient_filter) == (1200, 128, 0.2, 1.0, 1e-5, 10.0)
+    assert get_recipe("cifar100-wrn-28-10").model_overrides == {"num_classes": 100}
+    dynamic = get_recipe("cifar10-mimoconv-28-10-dynamic")
+    assert (dynamic.dynamic_p, dynamic.dynamic_low, dynamic.eval_superpositions) == (0.8, 1, (4, 2, 1))
+    assert {"mnist-mimonet-10-n4", "svhn-mimoconv-28-10-n2", "fashion_mnist-wrn-10"} <= set(RECIPES)
+    assert get_recipe("svhn-wrn-28-10").dataset == "svhn"
+
+
+def test_cli_does_not_import_keras_before_choosing_the_backend():
+    code = "import sys; from keras_mimo import cli; cli.build_parser(); print('keras' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), check=True)
+    assert out.stdout.strip() == "False"
+
+
+def run_cli(*args):
+    from keras_mimo import cli
+
+    return cli.main(list(map(str, args)))
+
+
+def read_log(path):
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_quick_recipes_train_and_evaluate_on_real_small_data(tmp_path, fashion_dir, capsys):
+    out = tmp_path / "dynamic"
+    assert run_cli("train", "--config", "fashion_mnist-mimonet-10-dynamic", "--quick", "--data-dir", fashion_dir,
+                   "--output", out, "--verbose", "0") == 0
+    rows = read_log(out / "log.csv")
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    for key in ("val_accuracy_n4", "val_accuracy_n2", "val_accuracy_n1", "skipped_updates", "learning_rate", "momentum"):
+        assert key in rows[0]
+    assert all(np.isfinite(float(r["loss"])) for r in rows)
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["accuracy"]) == {"4", "2", "1"} and results["epochs"] == 2
+    assert (out / "best.keras").exists() and (out / "last.keras").exists()
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        assert list((out / "tensorboard").rglob("*tfevents*"))
+    else:
+        assert "TensorBoard logs are off because the tensorboard package is not installed" in capsys.readouterr().err
+    assert not list(out.glob(".tmp-*"))
+    capsys.readouterr()
+    assert run_cli("evaluate", "--checkpoint", out / "last.keras", "--dataset", "fashion_mnist", "--superposition", "1,2,4",
+                   "--data-dir", fashion_dir, "--split", "test[:32]", "--batch-size", "4", "--json") == 0
+    evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for n in ("1", "2", "4"):
+        assert evaluated[n]["accuracy"] == pytest.approx(results["accuracy"][n], abs=1e-6)
+
+
+@pytest.mark.large
+def test_quick_cifar_recipe_on_a_tensorflow_datasets_folder(tmp_path, cifar_tfds_dir):
+    for config in ("cifar10-mimoconv-28-10-n2",):
+        run_dir = tmp_path / config
+        assert run_cli("train", "--config", config, "--quick", "--data-dir", cifar_tfds_dir, "--output", run_dir,
+                       "--verbose", "0", "--no-tensorboard") == 0
+        state = json.loads((run_dir / "state.json").read_text())
+        config_json = json.loads((run_dir / "config.json").read_text())
+        steps = 20 // 4  # 20 images, 4 superpositions of N images per batch, N passes per epoch -> 20 / 4 steps
+        assert state["epochs_completed"] == 2 and state["iterations"] == 2 * steps, config
+        assert config_json["model_overrides"]["depth"] == 10
+
+
+def test_resume_after_sigkill_continues_the_schedule(tmp_path, fashion_dir):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "keras_mimo.cli", "train", "--config", "fashion_mnist-mimonet-10-n2", "--quick",
+               "--epochs", "6", "--data-dir", str(fashion_dir), "--output", str(out), "--verbose", "2", "--no-tensorboard"]
+    process = subprocess.Popen(command, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    state_path = out / "state.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if state_path.exists() and json.loads(state_path.read_text())["epochs_completed"] >= 1:
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    done_before = json.loads(state_path.read_text())["epochs_completed"]
+    assert 1 <= done_before < 6 and not (out / "results.json").exists()
+
+    resumed = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    steps = 2 * 64 // (4 * 2)  # 64 images, batches of 4 superpositions of 2, 2 passes per epoch
+    assert f"Resuming fashion_mnist-mimonet-10-n2-quick from {out / 'last.keras'}: {done_before} epoch(s) done, " \
+           f"optimizer step {done_before * steps} of {6 * steps}." in resumed.stdout
+    rows = read_log(out / "log.csv")
+    assert [int(r["epoch"]) for r in rows] == list(range(6))
+    schedule, momentum = one_cycle(0.2, 6 * steps)
+    for row in rows:  # the logged lr / momentum are the schedule's at the end of each epoch, before and after the kill
+        end = (int(row["epoch"]) + 1) * steps
+        assert int(row["iterations"]) == end
+        assert float(row["learning_rate"]) == pytest.approx(float(to_numpy(schedule(end))), rel=1e-5)
+        assert float(row["momentum"]) == pytest.approx(float(to_numpy(momentum(end))), rel=1e-6)
+    assert json.loads((out / "state.json").read_text())["iterations"] == 6 * steps
+    assert json.loads((out / "results.json").read_text())["epochs"] == 6
+    assert not list(out.glob(".tmp-*"))
+
+
+# ------------------------------------------------------------------------------------------------ data parallel
+DATA_PARALLEL_SCRIPT = textwrap.dedent("""
+    import os, sys, json
+    import numpy as np
+    backend = os.environ["KERAS_BACKEND"]
+    if backend == "tensorflow":
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    from keras_mimo.training import FilteredSGD, GradientFilterCallback, train
+    from keras_mimo.training.loop import _distribution_scope
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 5)).astype("float32")
+    y = rng.normal(size=(32, 2)).astype("float32")
+
+    def fit(scope):
+        with scope:
+            keras.utils.set_random_seed(0)
+            model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(2)])
+            model.compile(optimizer=FilteredSGD(0.1, momentum=0.9, weight_decay=1e-3, gradient_filter=10.0), loss="mse")
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[GradientFilterCallback(0)])
+        return model
+
+    import contextlib
+    single = fit(contextlib.nullcontext())
+    scope, replicas = _distribution_scope(True)
+    parallel = fit(scope())
+    for a, b in zip(single.get_weights(), parallel.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert int(keras.ops.convert_to_numpy(parallel.optimizer.iterations)) == 8
+    results = train("fashion_mnist-mimonet-10-n2", sys.argv[2], quick=True, data_dir=sys.argv[1], verbose=0,
+                    data_parallel=True, tensorboard=False)
+    print(json.dumps(dict(replicas=replicas, results=results)))
+""")
+
+
+def test_data_parallel_on_two_virtual_cpu_devices(tmp_path, fashion_dir):
+    if BACKEND == "torch":
+        from keras_mimo.training import train
+
+        with pytest.raises(NotImplementedError, match="Data-parallel training is not supported on the torch backend yet"):
+            train("fashion_mnist-mimonet-10-n2", tmp_path / "run", quick=True, data_dir=fashion_dir, verbose=0,
+                  data_parallel=True)
+        return
+    script = tmp_path / "data_parallel.py"
+    script.write_text(DATA_PARALLEL_SCRIPT)
+    env = subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    done = subprocess.run([sys.executable, str(script), str(fashion_dir), str(tmp_path / "run")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    assert report["results"]["epochs"] == 2 and 0.0 <= report["results"]["accuracy"]["2"] <= 1.0
