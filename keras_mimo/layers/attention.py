@@ -109,6 +109,16 @@ def _fresh_seed(seed):
 
 
 # --------------------------------------------------------------------------- checks
+class GridCapacityConfig:
+    """Mixin: ``from_config`` turns the JSON list ``capacity`` back into the ``(M, N)`` tuple the constructor takes."""
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["capacity"] = tuple(config["capacity"])
+        return cls(**config)
+
+
 def check_grid(grid, capacity=None, name="grid"):
     """Returns ``grid`` as a tuple ``(M, N)`` of positive ints (not above ``capacity``); a ValueError otherwise."""
     ok = (
@@ -218,7 +228,7 @@ class FAVORAttention(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
-class SuperposedFAVORAttention(FAVORAttention):
+class SuperposedFAVORAttention(GridCapacityConfig, FAVORAttention):
     """FAVOR+ attention over an M x N grid of inputs in superposition ('att.', MIMOFormer).
 
     ``call(query, key, value, padding_mask=None, grid=None)``: inputs ``(batch, length, heads, head_dim)``
@@ -293,19 +303,13 @@ class SuperposedFAVORAttention(FAVORAttention):
         config.update(capacity=self.capacity, bundled_output=self.bundled_output)
         return config
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["capacity"] = tuple(config["capacity"])
-        return cls(**config)
-
 
 # --------------------------------------------------------------------------- multi-head wrapper
 ATTENTION_TYPES = ("performer", "att", "att+mlp")
 
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
-class MultiHeadFAVORAttention(keras.layers.Layer):
+class MultiHeadFAVORAttention(GridCapacityConfig, keras.layers.Layer):
     """Multi-head linear attention: Dense q, k, v projections -> FAVOR+ core -> Dense output projection.
 
     ``call(x, padding_mask=None, grid=None)`` on ``(batch, length, dim)``. ``attention`` chooses the core:
@@ -392,9 +396,3 @@ class MultiHeadFAVORAttention(keras.layers.Layer):
             capacity=self.capacity, num_random_features=self.num_random_features, seed=self.seed,
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["capacity"] = tuple(config["capacity"])
-        return cls(**config)

@@ -19,6 +19,7 @@ from keras import ops
 
 from keras_mimo.initializers import glorot_uniform
 from keras_mimo.layers.attention import (
+    GridCapacityConfig,
     ATTENTION_TYPES,
     BipolarKeys,
     MultiHeadFAVORAttention,
@@ -49,7 +50,7 @@ def retrieve_stream(x, keys, grid):
 
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
-class MIMOFormerBlock(keras.layers.Layer):
+class MIMOFormerBlock(GridCapacityConfig, keras.layers.Layer):
     """One pre-LN encoder block: LN -> attention -> dropout + residual; LN -> MLP(ReLU) + residual.
 
     ``call(x, padding_mask=None, grid=None, training=None)`` on ``(batch, length, dim)`` returns the same
@@ -146,9 +147,3 @@ class MIMOFormerBlock(keras.layers.Layer):
             seed=self.seed,
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["capacity"] = tuple(config["capacity"])
-        return cls(**config)
