@@ -82,7 +82,7 @@ class GradientFilterCallback(keras.callbacks.Callback):
 
 
 class ScheduleLogger(keras.callbacks.Callback):
-    """Puts the optimizer's current ``learning_rate`` (and ``momentum`` when scheduled) and ``iterations`` in the epoch logs."""
+    """Puts the optimizer's current ``learning_rate`` (and ``momentum`` / ``beta_1`` when scheduled) and ``iterations`` in the epoch logs."""
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
@@ -91,6 +91,8 @@ class ScheduleLogger(keras.callbacks.Callback):
         logs["learning_rate"] = _scalar(optimizer.learning_rate)
         if hasattr(optimizer, "current_momentum"):
             logs["momentum"] = _scalar(optimizer.current_momentum())
+        if hasattr(optimizer, "current_beta_1"):
+            logs["beta_1"] = _scalar(optimizer.current_beta_1())
         logs["iterations"] = int(_scalar(optimizer.iterations))
 
 
@@ -136,30 +138,42 @@ class MultiSuperpositionValidation(keras.callbacks.Callback):
     """Evaluates at every N in ``superpositions`` at each epoch end: ``val_loss_n{N}``, ``val_accuracy_n{N}`` (+ other metrics).
 
     ``primary`` (default: the first N) is also reported as plain ``val_loss`` / ``val_accuracy``.
-    The model's N during training is restored afterwards.
+    The model's N during training is restored afterwards. For a MIMOFormer pass grids and
+    ``attribute="grid"``: the entries are then ``val_accuracy_grid{M}x{N}``. ``steps`` caps the
+    validation batches (the LRA recipes' ``num_eval_steps``).
     """
 
-    def __init__(self, validation_data, superpositions, primary=None, steps=None, frequency=1):
+    def __init__(self, validation_data, superpositions, primary=None, steps=None, frequency=1, attribute="superposition"):
         super().__init__()
         self.validation_data = validation_data
-        self.superpositions = [int(n) for n in superpositions]
-        self.primary = self.superpositions[0] if primary is None else int(primary)
+        self.attribute = attribute
+        self.superpositions = [self._point(n) for n in superpositions]
+        self.primary = self.superpositions[0] if primary is None else self._point(primary)
         self.steps = steps
         self.frequency = int(frequency)
 
+    @staticmethod
+    def _point(value):
+        return tuple(int(v) for v in value) if isinstance(value, (tuple, list)) else int(value)
+
+    @staticmethod
+    def label(point):
+        """'n4' for N = 4, 'grid2x2' for the grid (2, 2): the suffix of the log entries."""
+        return "grid" + "x".join(str(v) for v in point) if isinstance(point, tuple) else f"n{point}"
+
     def evaluate_all(self):
         results = {}
-        previous = self.model.superposition
+        previous = getattr(self.model, self.attribute)
         try:
             for n in self.superpositions:
-                self.model.superposition = n
+                setattr(self.model, self.attribute, n)
                 metrics = self.model.evaluate(self.validation_data, steps=self.steps, verbose=0, return_dict=True)
                 for name, value in metrics.items():
-                    results[f"val_{name}_n{n}"] = float(value)
+                    results[f"val_{name}_{self.label(n)}"] = float(value)
                     if n == self.primary:
                         results[f"val_{name}"] = float(value)
         finally:
-            self.model.superposition = previous
+            setattr(self.model, self.attribute, previous)
         return results
 
     def on_epoch_end(self, epoch, logs=None):

@@ -150,6 +150,72 @@ def _truncate_csv(path, first_epoch):
             writer.writerows(kept)
 
 
+def prepare_run_folder(output_dir, run_config):
+    """Creates ``output_dir`` (absolute path returned), checks a resumed run has the same ``run_config``, cleans leftovers.
+
+    ``config.json`` is written on the first run; a rerun whose configuration differs (``data_dir``
+    aside) raises a ValueError listing the differences. Temporary files of a write that a crash
+    interrupted are removed.
+    """
+    output_dir = os.path.abspath(os.fspath(output_dir))
+    os.makedirs(output_dir, exist_ok=True)
+    run_config = json.loads(json.dumps(run_config))
+    config_path = os.path.join(output_dir, "config.json")
+    if os.path.exists(config_path):
+        with open(config_path) as stream:
+            _compare_configs(json.load(stream), run_config, output_dir)
+    else:
+        cb.write_json_atomic(config_path, run_config)
+    for leftover in os.listdir(output_dir):
+        if leftover.startswith(".tmp-"):
+            os.remove(os.path.join(output_dir, leftover))
+    return output_dir
+
+
+def resume_from_last(model, output_dir, steps_per_epoch, total_steps, name, verbose):
+    """Loads ``last.keras`` (weights and optimizer state) into a compiled model if there is one; returns the epoch to start at.
+
+    The epoch comes from the restored step counter, so the schedules continue where they stopped;
+    rows that ``log.csv`` holds for epochs about to be rerun are dropped.
+    """
+    last_path = os.path.join(output_dir, "last.keras")
+    initial_epoch = 0
+    if os.path.exists(last_path):
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(last_path)
+        iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        initial_epoch = iterations // steps_per_epoch
+        if verbose:
+            print(f"Resuming {name} from {last_path}: {initial_epoch} epoch(s) done, "
+                  f"optimizer step {iterations} of {total_steps}.", flush=True)
+    _truncate_csv(os.path.join(output_dir, "log.csv"), initial_epoch)
+    return initial_epoch
+
+
+def run_folder_callbacks(output_dir, initial_epoch, tensorboard, monitor="val_accuracy"):
+    """The callbacks that go last: epoch timer, ``log.csv``, TensorBoard (if wanted and installed), atomic checkpoints."""
+    callbacks = [EpochTimer(), keras.callbacks.CSVLogger(os.path.join(output_dir, "log.csv"), append=True)]
+    if tensorboard and _tensorboard_available():
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")))
+    elif tensorboard:
+        print("keras-mimo train: TensorBoard logs are off because the tensorboard package is not installed "
+              "(pip install tensorboard); log.csv has the same numbers.", file=sys.stderr, flush=True)
+    callbacks.append(cb.AtomicCheckpoint(output_dir, monitor=monitor, mode="max"))
+    return callbacks
+
+
+def logged_times(output_dir, column="epoch_time"):
+    """(sum of ``column`` over the rows of ``log.csv``, number of rows)."""
+    total, rows = 0.0, 0
+    path = os.path.join(output_dir, "log.csv")
+    if os.path.exists(path):
+        with open(path, newline="") as stream:
+            for row in csv.DictReader(stream):
+                total += float(row.get(column) or 0.0)
+                rows += 1
+    return total, rows
+
+
 def _jsonable(value):
     return list(value) if isinstance(value, tuple) else value
 
@@ -169,19 +235,9 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
     from keras_mimo.data import image_dataset_spec, image_eval_dataset, image_train_dataset
 
     recipe = resolve_recipe(config, epochs=epochs, batch_size=batch_size, lr=lr, quick=quick, **overrides)
-    output_dir = os.path.abspath(os.fspath(output_dir))
-    os.makedirs(output_dir, exist_ok=True)
     run_config = {k: _jsonable(v) for k, v in recipe.to_dict().items()}
     run_config.update(seed=seed, steps_per_epoch_cap=steps_per_epoch, data_parallel=bool(data_parallel))
-    config_path = os.path.join(output_dir, "config.json")
-    if os.path.exists(config_path):
-        with open(config_path) as stream:
-            _compare_configs(json.load(stream), json.loads(json.dumps(run_config)), output_dir)
-    else:
-        cb.write_json_atomic(config_path, run_config)
-    for leftover in os.listdir(output_dir):  # temporary files of a write that a crash interrupted
-        if leftover.startswith(".tmp-"):
-            os.remove(os.path.join(output_dir, leftover))
+    output_dir = prepare_run_folder(output_dir, run_config)
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
 
@@ -224,19 +280,9 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
                               keras.metrics.SparseCategoricalAccuracy("accuracy"))
         model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], jit_compile=jit_compile)
 
-        last_path = os.path.join(output_dir, "last.keras")
-        initial_epoch = 0
-        if os.path.exists(last_path):
-            optimizer.build(model.trainable_variables)
-            model.load_weights(last_path)
-            iterations = int(keras.ops.convert_to_numpy(optimizer.iterations))
-            initial_epoch = iterations // steps
-            if verbose:
-                print(f"Resuming {recipe.name} from {last_path}: {initial_epoch} epoch(s) done, "
-                      f"optimizer step {iterations} of {total_steps}.", flush=True)
+        initial_epoch = resume_from_last(model, output_dir, steps, total_steps, recipe.name, verbose)
 
     csv_path = os.path.join(output_dir, "log.csv")
-    _truncate_csv(csv_path, initial_epoch)
     callbacks = []
     if recipe.dynamic_p is not None:
         callbacks.append(cb.DynamicSuperposition(capacity, low=recipe.dynamic_low, p=recipe.dynamic_p, seed=seed))
@@ -245,15 +291,8 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
         cb.ScheduleLogger(),
         cb.MultiSuperpositionValidation(eval_data, eval_superpositions),
         *extra_callbacks,
-        EpochTimer(),
-        keras.callbacks.CSVLogger(csv_path, append=True),
+        *run_folder_callbacks(output_dir, initial_epoch, tensorboard),
     ]
-    if tensorboard and _tensorboard_available():
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")))
-    elif tensorboard:
-        print("keras-mimo train: TensorBoard logs are off because the tensorboard package is not installed "
-              "(pip install tensorboard); log.csv has the same numbers.", file=sys.stderr, flush=True)
-    callbacks.append(cb.AtomicCheckpoint(output_dir, monitor="val_accuracy", mode="max"))
     if verbose:
         print(f"{recipe.name}: {recipe.description}\n  {model.count_params():,} parameters, capacity {capacity}, "
               f"{recipe.batch_size} superpositions ({recipe.batch_size * capacity} images) per batch, {steps} steps/epoch, "
@@ -268,12 +307,7 @@ def _final_results(model, eval_data, superpositions, output_dir, csv_path, recip
     validation = cb.MultiSuperpositionValidation(eval_data, superpositions)
     validation.set_model(model)
     metrics = validation.evaluate_all()
-    train_time, epochs_logged = 0.0, 0
-    if os.path.exists(csv_path):
-        with open(csv_path, newline="") as stream:
-            for row in csv.DictReader(stream):
-                train_time += float(row.get("epoch_time") or 0.0)
-                epochs_logged += 1
+    train_time, epochs_logged = logged_times(output_dir)
     results = dict(
         recipe=recipe.name, dataset=recipe.dataset, split=recipe.eval_split, epochs=epochs_logged,
         train_time_s=round(train_time, 1),

@@ -214,3 +214,61 @@ class FilteredSGD(keras.optimizers.Optimizer):
             config["learning_rate"] = keras.optimizers.schedules.deserialize(config["learning_rate"],
                                                                             custom_objects=custom_objects)
         return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="keras_mimo")
+class CyclicAdamW(keras.optimizers.AdamW):
+    """AdamW with PyTorch semantics and a scheduled ``beta_1``: what MIMOFormer's reference trains with.
+
+    The reference steps ``torch.optim.AdamW`` with ``OneCycleLR(cycle_momentum=True)``, which on Adam
+    cycles ``beta_1`` (0.95 -> 0.85 -> 0.95) along with the learning rate. PyTorch then uses the
+    current ``beta_1`` both in the first-moment update and in its bias correction ``1 - beta_1 ** t``,
+    and adds ``epsilon`` after the bias-corrected square root (Keras adds it before); this optimizer
+    does the same, so an LRA recipe follows the reference step by step.
+
+    Args:
+        beta_1: float or schedule of the step (``OneCycleMomentum(..., anneal_strategy="linear")``).
+        Everything else as :class:`keras.optimizers.AdamW` (``weight_decay`` is decoupled, as in torch).
+    """
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.0, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 name="cyclic_adamw", **kwargs):
+        if not callable(beta_1) and not (isinstance(beta_1, (int, float)) and 0 <= beta_1 < 1):
+            raise ValueError(f"beta_1={beta_1!r} must be a number in [0, 1) or a schedule (callable of the step).")
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, beta_1=0.9, beta_2=beta_2,
+                         epsilon=epsilon, name=name, **kwargs)
+        self.beta_1 = beta_1
+
+    def current_beta_1(self):
+        if callable(self.beta_1):
+            return ops.cast(self.beta_1(self.iterations), "float32")
+        return ops.convert_to_tensor(self.beta_1, "float32")
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        lr = ops.cast(learning_rate, dtype)
+        gradient = ops.cast(gradient, dtype)
+        step = ops.cast(self.iterations + 1, dtype)
+        beta_1 = ops.cast(self.current_beta_1(), dtype)
+        beta_2 = ops.cast(self.beta_2, dtype)
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        self.assign(m, beta_1 * m + (1 - beta_1) * gradient)
+        self.assign(v, beta_2 * v + (1 - beta_2) * ops.square(gradient))
+        bias_1 = 1 - ops.power(beta_1, step)
+        bias_2 = 1 - ops.power(beta_2, step)
+        denominator = ops.sqrt(v) / ops.sqrt(bias_2) + ops.cast(self.epsilon, dtype)
+        self.assign_sub(variable, (lr / bias_1) * m / denominator)
+
+    def get_config(self):
+        config = super().get_config()
+        config["beta_1"] = keras.saving.serialize_keras_object(self.beta_1) if callable(self.beta_1) else self.beta_1
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key in ("beta_1", "learning_rate"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key], custom_objects=custom_objects)
+        return cls(**config)
