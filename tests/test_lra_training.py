@@ -102,6 +102,13 @@ def test_lra_recipe_overrides_and_errors():
     quick = resolve_lra_recipe("mimoformer-attmlp-listops", quick=True)
     assert quick["name"] == "mimoformer-attmlp-listops-quick" and quick["batch_size"] == 8
     assert quick["model_kwargs"]["num_layers"] == 1 and quick["data"]["max_length"] == 64
+    two_by_two = resolve_lra_recipe("mimoformer-att-listops", grid="2x2")
+    assert two_by_two["grid"] == [2, 2] and two_by_two["model_kwargs"]["capacity"] == [2, 2]
+    assert two_by_two["batch_bundles"] == 16 and two_by_two["mimo_warmup_steps"] == 3000
+    with pytest.raises(ValueError, match="grid must be 1 x 1"):
+        resolve_lra_recipe("performer-listops", grid=(2, 2))
+    with pytest.raises(ValueError, match="two positive integers"):
+        resolve_lra_recipe("mimoformer-att-listops", grid="2x")
     with pytest.raises(ValueError, match="multiple of 16"):
         resolve_lra_recipe("mimoformer-att-listops", batch_size=40)
     with pytest.raises(ValueError, match="fixed size"):

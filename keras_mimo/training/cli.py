@@ -12,7 +12,7 @@ def _set_backend(args):
 
 # Flags that only the image (MIMOConv) recipes or only the LRA (MIMOFormer) recipes understand.
 _IMAGE_ONLY = ("epochs", "mixup_alpha", "train_split", "eval_split", "superpositions", "steps_per_epoch", "data_parallel")
-_LRA_ONLY = ("steps", "warmup_steps", "mimo_warmup_steps", "eval_frequency", "eval_steps", "max_length")
+_LRA_ONLY = ("steps", "grid", "warmup_steps", "mimo_warmup_steps", "eval_frequency", "eval_steps", "max_length")
 
 
 def add_train_arguments(parser):
@@ -27,6 +27,7 @@ def add_train_arguments(parser):
                                                         "this x capacity); LRA: sequences per step")
     parser.add_argument("--lr", type=float, help="peak learning rate of the one-cycle schedule (paper: 0.2; LRA 1e-4)")
     parser.add_argument("--steps", type=int, help="LRA: optimizer steps in all (the recipe's num_train_steps)")
+    parser.add_argument("--grid", help="LRA MIMOFormer: the M x N grid to train at, e.g. 2x2 (default: the configuration's)")
     parser.add_argument("--warmup-steps", type=int, help="LRA: linear learning-rate warm-up steps")
     parser.add_argument("--mimo-warmup-steps", type=int, help="LRA 'att.': steps at the half grid first (0: none)")
     parser.add_argument("--eval-frequency", type=int, help="LRA: steps between evaluations on the dev split")
@@ -132,7 +133,7 @@ def _run_lra_train(args):
     overrides = dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
                      mimo_warmup_steps=args.mimo_warmup_steps, eval_frequency=args.eval_frequency,
                      eval_steps=args.eval_steps, max_length=args.max_length,
-                     model_overrides=_model_overrides(args.model_override), seed=args.seed)
+                     model_overrides=_model_overrides(args.model_override), seed=args.seed, grid=args.grid)
     try:
         resolve_lra_recipe(args.config, quick=args.quick, **overrides)  # bad values: a message, not a traceback
     except ValueError as error:

@@ -57,12 +57,14 @@ def _power_of_two_at_least(n):
 
 def resolve_lra_recipe(config, *, steps=None, batch_size=None, lr=None, warmup_steps=None, mimo_warmup_steps=None,
                        eval_frequency=None, eval_steps=None, max_length=None, model_overrides=None, seed=None,
-                       quick=False):
+                       grid=None, quick=False):
     """The recipe of LRA configuration ``config`` with overrides applied, as one JSON-able dict.
 
     ``steps`` replaces ``num_train_steps`` (rounded up to a whole number of ``eval_frequency``
     blocks); ``max_length`` shortens the sequences of ListOps / Text / Retrieval (data and model);
-    ``model_overrides`` replace model constructor arguments. Raises ValueError for bad values.
+    ``model_overrides`` replace model constructor arguments; ``grid`` (M, N) sets a MIMOFormer's
+    capacity, the grid it trains and is validated at, and its MIMO warm-up's full grid.
+    Raises ValueError for bad values.
     """
     from keras_mimo.models.mimoformer.configs import MIMOFORMER_CONFIGS, training_recipe
 
@@ -70,6 +72,14 @@ def resolve_lra_recipe(config, *, steps=None, batch_size=None, lr=None, warmup_s
     _, model_kwargs, description = MIMOFORMER_CONFIGS[config]
     model_kwargs = dict(model_kwargs)
     data = dict(recipe.pop("data"))
+    if grid is not None:
+        grid = _parse_grid(grid)
+        if recipe["attention"] == "performer" and grid != (1, 1):
+            raise ValueError(f"{config} is the Performer baseline, which computes without superposition: "
+                             f"grid must be 1 x 1, got {grid[0]} x {grid[1]}.")
+        model_overrides = {**(model_overrides or {}), "capacity": list(grid)}
+    if model_overrides and "capacity" in model_overrides and recipe["attention"] != "performer":
+        recipe["grid"] = _parse_grid(model_overrides["capacity"])
     grid = tuple(recipe["grid"])
     if quick:
         model_kwargs.update(QUICK_MODEL)
@@ -111,6 +121,18 @@ def resolve_lra_recipe(config, *, steps=None, batch_size=None, lr=None, warmup_s
         batch_bundles=sequences // (grid[0] * grid[1]), seed=recipe["seed"] if seed is None else int(seed),
     )
     return json.loads(json.dumps(recipe))  # tuples become lists, as in the run's config.json
+
+
+def _parse_grid(value):
+    """(M, N) from a pair or from 'MxN' / 'M,N'."""
+    parts = value.lower().replace(",", "x").split("x") if isinstance(value, str) else value
+    try:
+        grid = tuple(int(v) for v in parts)
+    except (TypeError, ValueError):
+        grid = ()
+    if len(grid) != 2 or min(grid) < 1:
+        raise ValueError(f"grid={value!r} must be two positive integers M x N, e.g. 2x2.")
+    return grid
 
 
 def lra_datasets(recipe, data_dir):
