@@ -3,7 +3,7 @@
 # Usage: EPOCHS=1 BACKEND=tensorflow [MIXUP=alpha] [OUT=folder] bash results/run_fashion_mnist.sh [recipe ...]
 # MIXUP unset keeps the recipe's mixup (alpha 1.0); MIXUP=0 turns it off.
 # Each run writes runs/fashion_mnist/<recipe>/ (log.csv, results.json, best/last.keras, tensorboard/);
-# rerunning resumes. results/collect_fashion_mnist.py turns the results.json files into results/fashion_mnist.csv.
+# rerunning resumes. python results/collect.py fashion_mnist $OUT turns the results.json files into results/fashion_mnist.csv.
 set -u
 EPOCHS=${EPOCHS:-1}
 BACKEND=${BACKEND:-tensorflow}

@@ -8,7 +8,7 @@
 # 225 steps for att. (the reference's 15%), and the grid 2 x 2 for att. as for att.+MLP (the reference: att. 4 x 4).
 # Everything else is the configuration's recipe (batch 64 sequences, AdamW with beta_1 cycling, dropout 0.1).
 # Each run writes $OUT/<config>/ (log.csv, results.json, best/last.keras); rerunning resumes.
-# python results/collect_listops.py $OUT turns the results.json files into results/listops.csv.
+# python results/collect.py listops $OUT turns the results.json files into results/listops.csv.
 set -u
 STEPS=${STEPS:-1500}
 BACKEND=${BACKEND:-tensorflow}

@@ -271,7 +271,10 @@ def _train(recipe, output_dir, data_dir, verbose, tensorboard, jit_compile, extr
     ]
     if verbose:
         m, n = recipe["grid"]
-        print(f"{recipe['name']}: {recipe['description']}\n  {model.count_params():,} parameters, grid {m} x {n}, "
+        changed = _changed_model_arguments(recipe)
+        print(f"{recipe['name']}: {recipe['description']}"
+              + (f"\n  changed from the configuration: {changed}" if changed else "")
+              + f"\n  {model.count_params():,} parameters, grid {m} x {n}, "
               f"{recipe['batch_size']} sequences ({recipe['batch_bundles']} bundles) per step, {total_steps} steps "
               f"({recipe['epochs']} evaluations every {steps} steps), MIMO warm-up {recipe['mimo_warmup_steps']} steps; "
               f"output {output_dir}", flush=True)
@@ -279,6 +282,13 @@ def _train(recipe, output_dir, data_dir, verbose, tensorboard, jit_compile, extr
         model.fit(train_data, epochs=recipe["epochs"], steps_per_epoch=steps, initial_epoch=initial_epoch, shuffle=False,
                   callbacks=callbacks, verbose=verbose)
     return _final_results(recipe, output_dir, dev_data, test_data, verbose)
+
+
+def _changed_model_arguments(recipe):
+    from keras_mimo.models.mimoformer.configs import MIMOFORMER_CONFIGS
+
+    original = json.loads(json.dumps(MIMOFORMER_CONFIGS[recipe["config"]][1]))
+    return ", ".join(f"{k}={v}" for k, v in sorted(recipe["model_kwargs"].items()) if original.get(k) != v)
 
 
 def _logged_column(output_dir, column):

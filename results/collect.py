@@ -1,0 +1,63 @@
+"""Collects the results.json of finished runs into a CSV file of results/ (one row per model and N, or per run).
+
+Usage:
+    python results/collect.py fashion_mnist RUNS [OUT]   # image runs (results/run_fashion_mnist.sh), default OUT fashion_mnist.csv
+    python results/collect.py listops RUNS [OUT]         # LRA runs (results/run_listops.sh), default OUT listops.csv
+"""
+import csv
+import json
+import pathlib
+import sys
+
+
+def image_rows(runs, result, config, folder):
+    command = (f"keras-mimo train --config {result['recipe']} --epochs {config['epochs']}"
+               + (f" --mixup-alpha {config['mixup_alpha']:g}" if config["mixup_alpha"] != 1.0 else "")
+               + f" --output runs/{runs.name}/{folder.name}")
+    for n, accuracy in result["accuracy"].items():
+        yield dict(
+            recipe=result["recipe"], model=config["model"], model_overrides=json.dumps(config["model_overrides"]),
+            trained_as="dynamic p=%s" % config["dynamic_p"] if config["dynamic_p"] else "fixed",
+            eval_n=n, test_accuracy=round(100 * accuracy, 2), test_loss=round(result["loss"][n], 4),
+            epochs=result["epochs"], batch_superpositions=config["batch_size"], lr=config["lr"],
+            mixup_alpha=config["mixup_alpha"], train_time_s=result["train_time_s"], command=command,
+        )
+
+
+def lra_rows(runs, result, config, folder):
+    model = config["model_kwargs"]
+    yield dict(
+        config=result["config"], attention=config["attention"], grid="%dx%d" % tuple(result["grid"]),
+        dev_accuracy=round(100 * result["dev"]["accuracy"], 2), test_accuracy=round(100 * result["test"]["accuracy"], 2),
+        best_dev_step=result["best_dev_step"], steps=result["steps"], steps_per_second=result["steps_per_second"],
+        median_steps_per_second_after_first_block=result["median_steps_per_second_after_first_block"],
+        sequences_per_second=result["sequences_per_second"], train_time_s=result["train_time_s"],
+        wall_time_s=result["wall_time_s"], parameters=result["parameters"],
+        max_length=config["data"]["max_length"], batch_sequences=config["batch_size"], lr=config["learning_rate"],
+        warmup_steps=config["warmup_steps"], mimo_warmup_steps=config["mimo_warmup_steps"],
+        model="emb %d, hidden %d, %d heads x %d, %d layers, R %d" % (
+            model["embedding_dim"], model["hidden_dim"], model["num_heads"], model["head_dim"], model["num_layers"],
+            model["num_random_features"]),
+        command=f"bash results/run_listops.sh {result['config']}",
+    )
+
+
+KINDS = {"fashion_mnist": (image_rows, "fashion_mnist.csv"), "listops": (lra_rows, "listops.csv")}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3 or sys.argv[1] not in KINDS:
+        raise SystemExit(__doc__)
+    make_rows, default_out = KINDS[sys.argv[1]]
+    runs = pathlib.Path(sys.argv[2])
+    rows = []
+    for path in sorted(runs.glob("*/results.json")):
+        config = json.loads((path.parent / "config.json").read_text())
+        rows.extend(make_rows(runs, json.loads(path.read_text()), config, path.parent))
+    if not rows:
+        raise SystemExit(f"no finished run (*/results.json) in {runs}")
+    out = pathlib.Path(__file__).parent / (sys.argv[3] if len(sys.argv) > 3 else default_out)
+    with open(out, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(out.read_text())
