@@ -219,4 +219,12 @@ def test_train_cli_dispatches_lra_configs_and_refuses_foreign_flags(tmp_path, ca
                    "--no-tensorboard", "--model-override", 'pooling="masked_mean"') == 0
     config = json.loads((out / "config.json").read_text())
     assert config["model_kwargs"]["pooling"] == "masked_mean" and config["mixed_precision"] == "float32"
-    assert json.loads((out / "results.json").read_text())["steps"] == 4
+    results = json.loads((out / "results.json").read_text())
+    assert results["steps"] == 4
+    capsys.readouterr()
+    assert run_cli("evaluate", "--checkpoint", out / "best.keras", "--dataset", "listops", "--split", "test",
+                   "--data-dir", out / "listops-quick-data", "--batch-size", "2", "--json") == 0
+    evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert evaluated["1x1"]["accuracy"] == pytest.approx(results["test"]["accuracy"], abs=1e-6)
+    with pytest.raises(SystemExit, match="trained on LRA listops, not text"):
+        run_cli("evaluate", "--checkpoint", out / "best.keras", "--dataset", "text")

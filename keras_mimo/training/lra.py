@@ -331,3 +331,40 @@ def _final_results(recipe, output_dir, dev_data, test_data, verbose):
               f"{100 * scores['dev']['accuracy']:.2f}%, test accuracy {100 * scores['test']['accuracy']:.2f}%; "
               f"{results['steps_per_second']} steps/s over {steps} steps", flush=True)
     return results
+
+
+def evaluate_lra(checkpoint, task, grids=None, *, data_dir=None, batch_size=128, split="test", data_options=None):
+    """Accuracy and loss of a saved MIMOFormer / Performer on ``split`` of LRA ``task`` at each grid.
+
+    Returns ``{"MxN": {"accuracy", "loss"}}``. The data options (sequence length, pixel token
+    offset...) come from the ``config.json`` of the run folder holding ``checkpoint`` when there is
+    one, so the model sees sequences exactly as in training; ``data_options`` overrides them.
+    """
+    from keras_mimo.data.lra import lra_dataset
+    import keras_mimo.models  # noqa: F401  (registers the model classes)
+
+    model = keras.saving.load_model(checkpoint, compile=False)
+    if not hasattr(model, "grid"):
+        raise ValueError(f"{checkpoint} holds a {type(model).__name__}, not a MIMOFormer or Performer: "
+                         "use an image dataset name for MIMOConv checkpoints.")
+    options = {}
+    run_config = os.path.join(os.path.dirname(os.path.abspath(os.fspath(checkpoint))), "config.json")
+    if os.path.exists(run_config):
+        with open(run_config) as stream:
+            saved = json.load(stream)
+        if saved.get("task") not in (None, task):
+            raise ValueError(f"{checkpoint} was trained on LRA {saved['task']}, not {task}.")
+        options.update(saved.get("data") or {})
+    elif task in _LENGTH_TASKS:
+        options["max_length"] = model.max_length
+    options.update(data_options or {})
+    grids = [tuple(model.capacity)] if not grids else [_parse_grid(g) for g in grids]
+    data = _with_known_length(lra_dataset(task, split, data_dir=data_dir, batch_size=int(batch_size), grid=1, **options))
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")])
+    results = {}
+    for grid in grids:
+        model.grid = grid
+        metrics = model.evaluate(data, verbose=0, return_dict=True)
+        results["%dx%d" % grid] = {"accuracy": float(metrics["accuracy"]), "loss": float(metrics["loss"])}
+    return results
