@@ -12,7 +12,8 @@ def _set_backend(args):
 
 # Flags that only the image (MIMOConv) recipes or only the LRA (MIMOFormer) recipes understand.
 _IMAGE_ONLY = ("epochs", "mixup_alpha", "train_split", "eval_split", "superpositions", "steps_per_epoch", "data_parallel")
-_LRA_ONLY = ("steps", "grid", "warmup_steps", "mimo_warmup_steps", "eval_frequency", "eval_steps", "max_length")
+_LRA_ONLY = ("steps", "grid", "warmup_steps", "mimo_warmup_steps", "eval_frequency", "eval_steps", "max_length",
+             "mixed_precision")
 
 
 def add_train_arguments(parser):
@@ -33,7 +34,7 @@ def add_train_arguments(parser):
     parser.add_argument("--eval-frequency", type=int, help="LRA: steps between evaluations on the dev split")
     parser.add_argument("--eval-steps", type=int, help="LRA: dev batches per evaluation")
     parser.add_argument("--max-length", type=int, help="LRA ListOps/Text/Retrieval: sequence length (data and model)")
-    parser.add_argument("--mixed-precision", choices=("auto", "off", "float16", "bfloat16"), default="auto",
+    parser.add_argument("--mixed-precision", choices=("auto", "off", "float16", "bfloat16"),
                         help="LRA: mixed precision (auto: float16 on a GPU as the reference, float32 on CPU)")
     parser.add_argument("--mixup-alpha", type=float, help="mixup alpha (paper 1.0; 0 turns mixup off)")
     parser.add_argument("--train-split", help="training split, e.g. 'train' or 'train[:10000]'")
@@ -76,8 +77,6 @@ def run_train(args):
     if is_lra_config(args.config):
         return _run_lra_train(args)
     _refuse(args, _LRA_ONLY, "an image recipe", "they apply to the LRA configurations (mimoformer-*, performer-*)")
-    if args.mixed_precision != "auto":
-        raise SystemExit("keras-mimo train: --mixed-precision applies to the LRA configurations only.")
     from keras_mimo.training.loop import train
 
     overrides = {}
@@ -142,7 +141,7 @@ def _run_lra_train(args):
     train_lra(args.config, output, data_dir=args.data_dir, quick=args.quick,
               verbose="auto" if args.verbose is None else args.verbose, tensorboard=not args.no_tensorboard,
               jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
-              mixed_precision=args.mixed_precision, **overrides)
+              mixed_precision=args.mixed_precision or "auto", **overrides)
     return 0
 
 

@@ -192,7 +192,7 @@ def resume_from_last(model, output_dir, steps_per_epoch, total_steps, name, verb
     return initial_epoch
 
 
-def run_folder_callbacks(output_dir, initial_epoch, tensorboard, monitor="val_accuracy"):
+def run_folder_callbacks(output_dir, tensorboard, monitor="val_accuracy"):
     """The callbacks that go last: epoch timer, ``log.csv``, TensorBoard (if wanted and installed), atomic checkpoints."""
     callbacks = [EpochTimer(), keras.callbacks.CSVLogger(os.path.join(output_dir, "log.csv"), append=True)]
     if tensorboard and _tensorboard_available():
@@ -204,16 +204,19 @@ def run_folder_callbacks(output_dir, initial_epoch, tensorboard, monitor="val_ac
     return callbacks
 
 
-def logged_times(output_dir, column="epoch_time"):
-    """(sum of ``column`` over the rows of ``log.csv``, number of rows)."""
-    total, rows = 0.0, 0
+def logged_column(output_dir, column):
+    """``column`` of every row of the run's ``log.csv`` as floats (0.0 where a row lacks it); [] without a log."""
     path = os.path.join(output_dir, "log.csv")
-    if os.path.exists(path):
-        with open(path, newline="") as stream:
-            for row in csv.DictReader(stream):
-                total += float(row.get(column) or 0.0)
-                rows += 1
-    return total, rows
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as stream:
+        return [float(row.get(column) or 0.0) for row in csv.DictReader(stream)]
+
+
+def compile_for_scoring(model):
+    """Compiles a loaded checkpoint for ``evaluate``: integer labels, logits, accuracy."""
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")])
 
 
 def _jsonable(value):
@@ -282,7 +285,6 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
 
         initial_epoch = resume_from_last(model, output_dir, steps, total_steps, recipe.name, verbose)
 
-    csv_path = os.path.join(output_dir, "log.csv")
     callbacks = []
     if recipe.dynamic_p is not None:
         callbacks.append(cb.DynamicSuperposition(capacity, low=recipe.dynamic_low, p=recipe.dynamic_p, seed=seed))
@@ -291,7 +293,7 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
         cb.ScheduleLogger(),
         cb.MultiSuperpositionValidation(eval_data, eval_superpositions),
         *extra_callbacks,
-        *run_folder_callbacks(output_dir, initial_epoch, tensorboard),
+        *run_folder_callbacks(output_dir, tensorboard),
     ]
     if verbose:
         print(f"{recipe.name}: {recipe.description}\n  {model.count_params():,} parameters, capacity {capacity}, "
@@ -300,14 +302,15 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
     if initial_epoch < recipe.epochs:
         model.fit(train_data, epochs=recipe.epochs, initial_epoch=initial_epoch,
                   callbacks=callbacks, verbose=verbose)
-    return _final_results(model, eval_data, eval_superpositions, output_dir, csv_path, recipe, verbose)
+    return _final_results(model, eval_data, eval_superpositions, output_dir, recipe, verbose)
 
 
-def _final_results(model, eval_data, superpositions, output_dir, csv_path, recipe, verbose):
+def _final_results(model, eval_data, superpositions, output_dir, recipe, verbose):
     validation = cb.MultiSuperpositionValidation(eval_data, superpositions)
     validation.set_model(model)
     metrics = validation.evaluate_all()
-    train_time, epochs_logged = logged_times(output_dir)
+    epoch_times = logged_column(output_dir, "epoch_time")
+    train_time, epochs_logged = sum(epoch_times), len(epoch_times)
     results = dict(
         recipe=recipe.name, dataset=recipe.dataset, split=recipe.eval_split, epochs=epochs_logged,
         train_time_s=round(train_time, 1),
@@ -330,8 +333,7 @@ def evaluate(checkpoint, dataset, superpositions=None, *, data_dir=None, batch_s
     model = keras.saving.load_model(checkpoint, compile=False)
     capacity = getattr(model, "capacity", 1)
     superpositions = [int(n) for n in (superpositions or [capacity])]
-    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")])
+    compile_for_scoring(model)
     data = image_eval_dataset(dataset, batch_size, capacity, data_dir=data_dir, split=split)
     results = {}
     for n in superpositions:

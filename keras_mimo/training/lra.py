@@ -35,7 +35,8 @@ import time
 import keras
 
 from keras_mimo.training import callbacks as cb
-from keras_mimo.training.loop import logged_times, prepare_run_folder, resume_from_last, run_folder_callbacks, _steps_of
+from keras_mimo.training.loop import (compile_for_scoring, logged_column, prepare_run_folder, resume_from_last,
+                                      run_folder_callbacks, _steps_of)
 from keras_mimo.training.optimizers import CyclicAdamW
 from keras_mimo.training.schedules import OneCycleLR, OneCycleMomentum
 
@@ -267,7 +268,7 @@ def _train(recipe, output_dir, data_dir, verbose, tensorboard, jit_compile, extr
         cb.ScheduleLogger(),
         cb.MultiSuperpositionValidation(validation_data, [tuple(recipe["grid"])], attribute="grid"),
         *extra_callbacks,
-        *run_folder_callbacks(output_dir, initial_epoch, tensorboard),
+        *run_folder_callbacks(output_dir, tensorboard),
     ]
     if verbose:
         m, n = recipe["grid"]
@@ -291,28 +292,18 @@ def _changed_model_arguments(recipe):
     return ", ".join(f"{k}={v}" for k, v in sorted(recipe["model_kwargs"].items()) if original.get(k) != v)
 
 
-def _logged_column(output_dir, column):
-    import csv
-
-    path = os.path.join(output_dir, "log.csv")
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as stream:
-        return [float(row[column]) for row in csv.DictReader(stream) if row.get(column)]
-
-
 def _final_results(recipe, output_dir, dev_data, test_data, verbose):
     best = keras.saving.load_model(os.path.join(output_dir, "best.keras"), compile=False)
     best.grid = tuple(recipe["grid"])  # a checkpoint written during the MIMO warm-up holds the half grid
-    best.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                 metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")])
+    compile_for_scoring(best)
     scores = {}
     for split, data in (("dev", dev_data), ("test", test_data)):
         metrics = best.evaluate(data, verbose=0, return_dict=True)
         scores[split] = {"accuracy": float(metrics["accuracy"]), "loss": float(metrics["loss"])}
-    train_time, evaluations = logged_times(output_dir, "train_time")
-    rates = sorted(_logged_column(output_dir, "steps_per_second")[1:])  # the first block includes compilation
-    wall_time, _ = logged_times(output_dir, "epoch_time")
+    train_times = logged_column(output_dir, "train_time")
+    train_time, evaluations = sum(train_times), len(train_times)
+    rates = sorted(logged_column(output_dir, "steps_per_second")[1:])  # the first block includes compilation
+    wall_time = sum(logged_column(output_dir, "epoch_time"))
     steps = evaluations * int(recipe["eval_frequency"])
     state = cb.read_state(output_dir)
     results = dict(
@@ -360,8 +351,7 @@ def evaluate_lra(checkpoint, task, grids=None, *, data_dir=None, batch_size=128,
     options.update(data_options or {})
     grids = [tuple(model.capacity)] if not grids else [_parse_grid(g) for g in grids]
     data = _with_known_length(lra_dataset(task, split, data_dir=data_dir, batch_size=int(batch_size), grid=1, **options))
-    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")])
+    compile_for_scoring(model)
     results = {}
     for grid in grids:
         model.grid = grid
