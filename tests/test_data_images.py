@@ -647,6 +647,27 @@ def test_mixup_in_the_pipeline_mixes_pairs_of_the_batch(idx_folder, mnist_like):
     assert len({tuple(np.round(pair, 3)) for pair in lams}) <= 3
 
 
+def test_epoch_stream_resumed_at_an_epoch_continues_the_same_batches(cifar_tfds_dir):
+    # What a resumed training run feeds model.fit: epoch k of the stream is a function of (seed, k) only.
+    def stream(first_epoch, seed=3):
+        return image_train_dataset("cifar10", 4, 2, data_dir=cifar_tfds_dir, seed=seed, passes_per_epoch=2,
+                                   drop_remainder=True, epochs=4, first_epoch=first_epoch)
+
+    whole, resumed = stream(0), stream(2)
+    assert int(whole.cardinality()) == 4 * 5 and int(resumed.cardinality()) == 2 * 5  # 2 passes of 20 in batches of 8
+    whole_images, whole_labels = collect(whole)
+    resumed_images, resumed_labels = collect(resumed)
+    for a, b in zip(whole_images[10:] + whole_labels[10:], resumed_images + resumed_labels, strict=True):
+        np.testing.assert_array_equal(a, b)
+    epochs = [np.concatenate(whole_images[i * 5:(i + 1) * 5]) for i in range(4)]
+    assert len({epoch.tobytes() for epoch in epochs}) == 4, "every epoch shuffled, augmented and mixed anew"
+    assert not np.array_equal(collect(stream(0, seed=4))[0][0], whole_images[0])
+    with pytest.raises(ValueError, match="first_epoch=4 leaves no epoch to train: it must be below epochs=4."):
+        stream(4)
+    with pytest.raises(ValueError, match="epochs must be a non-negative integer, got 2.5."):
+        image_train_dataset("cifar10", 4, data_dir=cifar_tfds_dir, epochs=2.5)
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0."):
         image_train_dataset("cifar10", 0)

@@ -429,6 +429,15 @@ def test_resume_after_sigkill_continues_the_schedule(tmp_path, fashion_dir):
     assert json.loads((out / "state.json").read_text())["iterations"] == 6 * steps
     assert json.loads((out / "results.json").read_text())["epochs"] == 6
     assert not list(out.glob(".tmp-*"))
+    # The resumed run continued the data order too: it ends with the weights of a run never interrupted.
+    whole = tmp_path / "whole"
+    command[command.index("--output") + 1] = str(whole)
+    uninterrupted = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert uninterrupted.returncode == 0, uninterrupted.stdout + uninterrupted.stderr
+    resumed_weights = keras.saving.load_model(out / "last.keras", compile=False).get_weights()
+    whole_weights = keras.saving.load_model(whole / "last.keras", compile=False).get_weights()
+    for a, b in zip(resumed_weights, whole_weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------ data parallel

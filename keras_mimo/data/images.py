@@ -538,6 +538,40 @@ def _raw_dataset(spec, split, data_dir, source, download, cache):
     return dataset.cache() if cache else dataset
 
 
+def _epoch_stream(raw, images_per_batch, passes, drop_remainder, seed, epochs, first_epoch, transform):
+    """Epochs ``first_epoch .. epochs - 1`` as one dataset, each a function of ``(seed, epoch)`` only.
+
+    The split is held in memory and every pass is a full permutation drawn by a stateless op
+    from the epoch's seed, so no tf.data random state (which restarts with every iterator) is
+    involved: a stream that starts at epoch k equals the tail of one that started at 0.
+    """
+    images, labels = raw.batch(max(int(raw.cardinality()), 1)).get_single_element()
+    count = int(labels.shape[0])
+    base_seed = int(np.random.randint(2**31)) if seed is None else int(seed)
+    per_epoch = passes * count
+    steps = per_epoch // images_per_batch if drop_remainder else -(-per_epoch // images_per_batch)
+
+    def epoch_of(epoch):
+        epoch_key = tf.random.experimental.stateless_fold_in(tf.constant([base_seed, 0x6D696D6F], tf.int64), epoch)
+
+        def permutation(pass_index):
+            keys = tf.random.stateless_uniform([count], seed=tf.random.experimental.stateless_fold_in(epoch_key, pass_index))
+            return tf.data.Dataset.from_tensor_slices(tf.argsort(keys))
+
+        order = tf.data.Dataset.range(passes).flat_map(permutation)
+        batches = order.batch(images_per_batch, drop_remainder=drop_remainder).enumerate()
+        batch_keys = tf.random.experimental.stateless_fold_in(epoch_key, passes)  # apart from every pass's key
+
+        def gather(index, indices):
+            batch_seed = tf.random.experimental.stateless_fold_in(batch_keys, index)[0]
+            return transform((tf.gather(images, indices), tf.gather(labels, indices)), batch_seed)
+
+        return batches.map(gather, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+    dataset = tf.data.Dataset.range(int(first_epoch), int(epochs)).flat_map(epoch_of)
+    return dataset.apply(tf.data.experimental.assert_cardinality((int(epochs) - int(first_epoch)) * steps))
+
+
 def image_train_dataset(
     name,
     batch_size,
@@ -555,6 +589,8 @@ def image_train_dataset(
     shuffle_buffer_size=None,
     cache=True,
     download=False,
+    epochs=None,
+    first_epoch=0,
 ):
     """Training batches of ``batch_size * superposition`` preprocessed images, so the body sees ``batch_size`` superpositions.
 
@@ -568,6 +604,12 @@ def image_train_dataset(
     freshly shuffled: the paper passes N times per epoch, so that models at any N see the
     same number of body evaluations per epoch. ``cache`` keeps the decoded uint8 images in
     memory after the first epoch. ``dataset.cardinality()`` is the number of steps per epoch.
+
+    ``epochs=E`` returns instead one stream of the epochs ``first_epoch .. E - 1``, each
+    shuffled, augmented and mixed from ``(seed, epoch)`` alone, so a run resumed at epoch k
+    sees exactly the batches the uninterrupted run saw from epoch k on (the default, one
+    epoch that ``model.fit`` re-iterates, restarts its order with the iterator).
+    Its cardinality is every step of those epochs: pass ``steps_per_epoch`` to ``fit``.
     """
     spec = image_dataset_spec(name)
     images_per_batch = _images_per_batch(batch_size, superposition)
@@ -578,18 +620,16 @@ def image_train_dataset(
         one_hot_labels = use_mixup
     if use_mixup and not one_hot_labels:
         raise ValueError("mixup produces soft labels: it needs one_hot_labels=True (or None).")
-    dataset = _raw_dataset(spec, split, data_dir, source, download, cache)
+    if epochs is not None:
+        for label, value in (("epochs", epochs), ("first_epoch", first_epoch)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{label} must be a non-negative integer, got {value!r}.")
+        if first_epoch >= epochs:
+            raise ValueError(f"first_epoch={first_epoch} leaves no epoch to train: it must be below epochs={epochs}.")
+    raw = _raw_dataset(spec, split, data_dir, source, download, cache)
     if shuffle_buffer_size is None:
-        cardinality = int(dataset.cardinality())
+        cardinality = int(raw.cardinality())
         shuffle_buffer_size = cardinality if cardinality > 0 else 10_000
-    dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
-    if passes_per_epoch > 1:
-        dataset = dataset.repeat(int(passes_per_epoch))
-    dataset = dataset.batch(images_per_batch, drop_remainder=drop_remainder)
-    # One random number per batch, different every epoch, repeatable under `seed`:
-    # every random operation below derives its stateless seed from it.
-    batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    dataset = tf.data.Dataset.zip((dataset, batch_seeds))
 
     def transform(batch, batch_seed):
         images, labels = batch
@@ -605,7 +645,19 @@ def image_train_dataset(
             images, labels = mixup_batch(images, labels, mixup_alpha, mixup_seed)
         return images, labels
 
-    dataset = dataset.map(transform, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if epochs is None:
+        # One epoch that model.fit re-iterates: every pass freshly shuffled each iteration, and one
+        # random number per batch from which every random operation in `transform` derives its seed.
+        dataset = raw.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
+        if passes_per_epoch > 1:
+            dataset = dataset.repeat(int(passes_per_epoch))
+        dataset = dataset.batch(images_per_batch, drop_remainder=drop_remainder)
+        batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        dataset = tf.data.Dataset.zip((dataset, batch_seeds)).map(transform, num_parallel_calls=AUTOTUNE,
+                                                                  deterministic=True)
+    else:
+        dataset = _epoch_stream(raw, images_per_batch, passes_per_epoch, drop_remainder, seed, epochs, first_epoch,
+                                transform)
     return dataset.prefetch(AUTOTUNE)
 
 

@@ -253,18 +253,24 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
     one_hot = bool(recipe.mixup_alpha)
     recipe = recipe.replace(train_split=_clamp_split(recipe.dataset, recipe.train_split, data_dir),
                             eval_split=_clamp_split(recipe.dataset, recipe.eval_split, data_dir))
-    train_data = image_train_dataset(
-        recipe.dataset, recipe.batch_size, capacity, data_dir=data_dir, split=recipe.train_split, seed=seed,
-        augment=recipe.augment, mixup_alpha=recipe.mixup_alpha or None, one_hot_labels=one_hot,
-        passes_per_epoch=capacity, drop_remainder=True,
-    )
-    steps = _steps_of(train_data)
-    if steps == 0:
+
+    def train_stream(data_epochs, first_epoch=0, skip=0):
+        # One stream of every remaining epoch, each drawn from (seed, epoch) alone, so a resumed run
+        # continues the data order of the uninterrupted one.
+        data = image_train_dataset(
+            recipe.dataset, recipe.batch_size, capacity, data_dir=data_dir, split=recipe.train_split, seed=seed,
+            augment=recipe.augment, mixup_alpha=recipe.mixup_alpha or None, one_hot_labels=one_hot,
+            passes_per_epoch=capacity, drop_remainder=True, epochs=data_epochs, first_epoch=first_epoch,
+        )
+        return data.skip(skip) if skip else data
+
+    train_data = train_stream(recipe.epochs)
+    full_steps = int(train_data.cardinality()) // recipe.epochs  # batches in one epoch of the data
+    if full_steps == 0:
         raise ValueError(f"{recipe.train_split} of {spec.title} holds fewer than one batch of "
                          f"{recipe.batch_size * capacity} images: lower --batch-size.")
-    if steps_per_epoch is not None:
-        steps = min(steps, int(steps_per_epoch))
-        train_data = train_data.take(steps)
+    steps = full_steps if steps_per_epoch is None else min(full_steps, int(steps_per_epoch))
+    data_epochs = -(-recipe.epochs * steps // full_steps)  # a capped epoch takes the next `steps` batches
     eval_superpositions = tuple(recipe.eval_superpositions or (capacity,))
     eval_data = image_eval_dataset(recipe.dataset, recipe.batch_size, capacity, data_dir=data_dir,
                                    split=recipe.eval_split, one_hot_labels=one_hot)
@@ -284,6 +290,9 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
         model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], jit_compile=jit_compile)
 
         initial_epoch = resume_from_last(model, output_dir, steps, total_steps, recipe.name, verbose)
+    done_batches = initial_epoch * steps
+    if initial_epoch < recipe.epochs and (done_batches or data_epochs != recipe.epochs):
+        train_data = train_stream(data_epochs, done_batches // full_steps, done_batches % full_steps)
 
     callbacks = []
     if recipe.dynamic_p is not None:
@@ -300,7 +309,7 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
               f"{recipe.batch_size} superpositions ({recipe.batch_size * capacity} images) per batch, {steps} steps/epoch, "
               f"{recipe.epochs} epochs, {replicas} device(s); output {output_dir}", flush=True)
     if initial_epoch < recipe.epochs:
-        model.fit(train_data, epochs=recipe.epochs, initial_epoch=initial_epoch,
+        model.fit(train_data, epochs=recipe.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
                   callbacks=callbacks, verbose=verbose)
     return _final_results(model, eval_data, eval_superpositions, output_dir, recipe, verbose)
 
