@@ -9,11 +9,18 @@ import json
 import pathlib
 import sys
 
+from keras_mimo.training.recipes import get_recipe
+
 
 def image_rows(runs, result, config, folder):
-    command = (f"keras-mimo train --config {result['recipe']} --epochs {config['epochs']}"
-               + (f" --mixup-alpha {config['mixup_alpha']:g}" if config["mixup_alpha"] != 1.0 else "")
-               + f" --output runs/{runs.name}/{folder.name}")
+    recipe = get_recipe(result["recipe"])
+    flags = [f"--epochs {config['epochs']}"]
+    flags += [f"--batch-size {config['batch_size']}"] if config["batch_size"] != recipe.batch_size else []
+    flags += [f"--lr {config['lr']:g}"] if config["lr"] != recipe.lr else []
+    flags += [f"--mixup-alpha {config['mixup_alpha']:g}"] if config["mixup_alpha"] != recipe.mixup_alpha else []
+    flags += [f"--model-override {key}={json.dumps(value)}" for key, value in sorted(config["model_overrides"].items())
+              if recipe.model_overrides.get(key) != value]
+    command = f"keras-mimo train --config {result['recipe']} {' '.join(flags)} --output runs/{runs.name}/{folder.name}"
     for n, accuracy in result["accuracy"].items():
         yield dict(
             recipe=result["recipe"], model=config["model"], model_overrides=json.dumps(config["model_overrides"]),

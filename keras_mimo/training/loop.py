@@ -309,7 +309,7 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
               f"{recipe.batch_size} superpositions ({recipe.batch_size * capacity} images) per batch, {steps} steps/epoch, "
               f"{recipe.epochs} epochs, {replicas} device(s); output {output_dir}", flush=True)
     if initial_epoch < recipe.epochs:
-        model.fit(train_data, epochs=recipe.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+        model.fit(train_data, epochs=recipe.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps, shuffle=False,
                   callbacks=callbacks, verbose=verbose)
     return _final_results(model, eval_data, eval_superpositions, output_dir, recipe, verbose)
 
