@@ -235,7 +235,7 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
     ``steps_per_epoch`` caps the updates per epoch (the schedule is sized to match).
     ``jit_compile`` is handed to ``model.compile`` ("auto": Keras' choice per backend).
     """
-    from keras_mimo.data import image_dataset_spec, image_eval_dataset, image_train_dataset
+    from keras_mimo.data import image_dataset_spec, image_eval_dataset, image_train_dataset, load_image_split
 
     recipe = resolve_recipe(config, epochs=epochs, batch_size=batch_size, lr=lr, quick=quick, **overrides)
     run_config = {k: _jsonable(v) for k, v in recipe.to_dict().items()}
@@ -308,6 +308,12 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
         print(f"{recipe.name}: {recipe.description}\n  {model.count_params():,} parameters, capacity {capacity}, "
               f"{recipe.batch_size} superpositions ({recipe.batch_size * capacity} images) per batch, {steps} steps/epoch, "
               f"{recipe.epochs} epochs, {replicas} device(s); output {output_dir}", flush=True)
+        examples = int(load_image_split(recipe.dataset, recipe.train_split, data_dir=data_dir).cardinality())
+        left_over = examples * capacity - full_steps * recipe.batch_size * capacity
+        if left_over > 0:
+            print(f"  Each epoch leaves out the last {left_over} of its {examples * capacity} reshuffled images "
+                  "(a different random few every epoch), as the reference's drop_last: every batch keeps its shape.",
+                  flush=True)
     if initial_epoch < recipe.epochs:
         model.fit(train_data, epochs=recipe.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps, shuffle=False,
                   callbacks=callbacks, verbose=verbose)
