@@ -359,9 +359,10 @@ def read_log(path):
 def test_quick_recipes_train_and_evaluate_on_real_small_data(tmp_path, fashion_dir, capsys):
     out = tmp_path / "dynamic"
     assert run_cli("train", "--config", "fashion_mnist-mimonet-10-dynamic", "--quick", "--data-dir", fashion_dir,
-                   "--output", out, "--verbose", "0") == 0
+                   "--output", out, "--verbose", "0", "--steps-per-epoch", "3") == 0
     rows = read_log(out / "log.csv")
     assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert [int(r["iterations"]) for r in rows] == [3, 6]  # capped epochs (of 16 batches each uncapped)
     for key in ("val_accuracy_n4", "val_accuracy_n2", "val_accuracy_n1", "skipped_updates", "learning_rate", "momentum"):
         assert key in rows[0]
     assert all(np.isfinite(float(r["loss"])) for r in rows)
