@@ -609,7 +609,8 @@ def image_train_dataset(
     shuffled, augmented and mixed from ``(seed, epoch)`` alone, so a run resumed at epoch k
     sees exactly the batches the uninterrupted run saw from epoch k on (the default, one
     epoch that ``model.fit`` re-iterates, restarts its order with the iterator).
-    Its cardinality is every step of those epochs: pass ``steps_per_epoch`` to ``fit``.
+    Its cardinality is every step of those epochs: pass ``steps_per_epoch`` to ``fit``. It holds
+    the split's uint8 images in memory and always shuffles fully (``shuffle_buffer_size`` unused).
     """
     spec = image_dataset_spec(name)
     images_per_batch = _images_per_batch(batch_size, superposition)
