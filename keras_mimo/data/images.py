@@ -628,9 +628,6 @@ def image_train_dataset(
         if first_epoch >= epochs:
             raise ValueError(f"first_epoch={first_epoch} leaves no epoch to train: it must be below epochs={epochs}.")
     raw = _raw_dataset(spec, split, data_dir, source, download, cache)
-    if shuffle_buffer_size is None:
-        cardinality = int(raw.cardinality())
-        shuffle_buffer_size = cardinality if cardinality > 0 else 10_000
 
     def transform(batch, batch_seed):
         images, labels = batch
@@ -649,6 +646,9 @@ def image_train_dataset(
     if epochs is None:
         # One epoch that model.fit re-iterates: every pass freshly shuffled each iteration, and one
         # random number per batch from which every random operation in `transform` derives its seed.
+        if shuffle_buffer_size is None:
+            cardinality = int(raw.cardinality())
+            shuffle_buffer_size = cardinality if cardinality > 0 else 10_000
         dataset = raw.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
         if passes_per_epoch > 1:
             dataset = dataset.repeat(int(passes_per_epoch))

@@ -254,18 +254,10 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
     recipe = recipe.replace(train_split=_clamp_split(recipe.dataset, recipe.train_split, data_dir),
                             eval_split=_clamp_split(recipe.dataset, recipe.eval_split, data_dir))
 
-    def train_stream(data_epochs, first_epoch=0, skip=0):
-        # One stream of every remaining epoch, each drawn from (seed, epoch) alone, so a resumed run
-        # continues the data order of the uninterrupted one.
-        data = image_train_dataset(
-            recipe.dataset, recipe.batch_size, capacity, data_dir=data_dir, split=recipe.train_split, seed=seed,
-            augment=recipe.augment, mixup_alpha=recipe.mixup_alpha or None, one_hot_labels=one_hot,
-            passes_per_epoch=capacity, drop_remainder=True, epochs=data_epochs, first_epoch=first_epoch,
-        )
-        return data.skip(skip) if skip else data
-
-    train_data = train_stream(recipe.epochs)
-    full_steps = int(train_data.cardinality()) // recipe.epochs  # batches in one epoch of the data
+    # Every epoch is `capacity` passes over the split in batches of batch_size * capacity images, the
+    # last partial batch dropped: examples // batch_size steps.
+    examples = int(load_image_split(recipe.dataset, recipe.train_split, data_dir=data_dir).cardinality())
+    full_steps = examples // recipe.batch_size
     if full_steps == 0:
         raise ValueError(f"{recipe.train_split} of {spec.title} holds fewer than one batch of "
                          f"{recipe.batch_size * capacity} images: lower --batch-size.")
@@ -290,9 +282,6 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
         model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], jit_compile=jit_compile)
 
         initial_epoch = resume_from_last(model, output_dir, steps, total_steps, recipe.name, verbose)
-    done_batches = initial_epoch * steps
-    if initial_epoch < recipe.epochs and (done_batches or data_epochs != recipe.epochs):
-        train_data = train_stream(data_epochs, done_batches // full_steps, done_batches % full_steps)
 
     callbacks = []
     if recipe.dynamic_p is not None:
@@ -308,13 +297,20 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
         print(f"{recipe.name}: {recipe.description}\n  {model.count_params():,} parameters, capacity {capacity}, "
               f"{recipe.batch_size} superpositions ({recipe.batch_size * capacity} images) per batch, {steps} steps/epoch, "
               f"{recipe.epochs} epochs, {replicas} device(s); output {output_dir}", flush=True)
-        examples = int(load_image_split(recipe.dataset, recipe.train_split, data_dir=data_dir).cardinality())
-        left_over = examples * capacity - full_steps * recipe.batch_size * capacity
+        left_over = (examples - full_steps * recipe.batch_size) * capacity
         if left_over > 0:
             print(f"  Each epoch leaves out the last {left_over} of its {examples * capacity} reshuffled images "
                   "(a different random few every epoch), as the reference's drop_last: every batch keeps its shape.",
                   flush=True)
     if initial_epoch < recipe.epochs:
+        # One stream of every remaining epoch, each drawn from (seed, epoch) alone, so a resumed run
+        # continues the data order of the uninterrupted one.
+        done_batches = initial_epoch * steps
+        train_data = image_train_dataset(
+            recipe.dataset, recipe.batch_size, capacity, data_dir=data_dir, split=recipe.train_split, seed=seed,
+            augment=recipe.augment, mixup_alpha=recipe.mixup_alpha or None, one_hot_labels=one_hot,
+            passes_per_epoch=capacity, drop_remainder=True, epochs=data_epochs, first_epoch=done_batches // full_steps,
+        ).skip(done_batches % full_steps)
         model.fit(train_data, epochs=recipe.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps, shuffle=False,
                   callbacks=callbacks, verbose=verbose)
     return _final_results(model, eval_data, eval_superpositions, output_dir, recipe, verbose)
