@@ -7,6 +7,7 @@ Usage:
 import csv
 import json
 import pathlib
+import shlex
 import sys
 
 from keras_mimo.training.recipes import get_recipe
@@ -18,8 +19,10 @@ def image_rows(runs, result, config, folder):
     flags += [f"--batch-size {config['batch_size']}"] if config["batch_size"] != recipe.batch_size else []
     flags += [f"--lr {config['lr']:g}"] if config["lr"] != recipe.lr else []
     flags += [f"--mixup-alpha {config['mixup_alpha']:g}"] if config["mixup_alpha"] != recipe.mixup_alpha else []
-    flags += [f"--model-override {key}={json.dumps(value)}" for key, value in sorted(config["model_overrides"].items())
-              if recipe.model_overrides.get(key) != value]
+    # Compare through JSON, where the recipe's tuples and the saved config's lists agree.
+    for key, value in sorted(config["model_overrides"].items()):
+        if json.loads(json.dumps(recipe.model_overrides.get(key))) != value:
+            flags.append("--model-override " + shlex.quote(f"{key}={json.dumps(value, separators=(',', ':'))}"))
     command = f"keras-mimo train --config {result['recipe']} {' '.join(flags)} --output runs/{runs.name}/{folder.name}"
     for n, accuracy in result["accuracy"].items():
         yield dict(
