@@ -10,25 +10,34 @@ import time
 import keras
 import numpy as np
 
-from keras_mimo.models import MIMOConv, WideResNet
+from keras_mimo.models import create_model
+from keras_mimo.training.recipes import get_recipe
 
-BODY = dict(depth=10, width=2, input_shape=(20, 20, 1), seed=1)
-VARIANTS = [  # name, model, images per step
-    ("WRN-10-2, 32 images", lambda: WideResNet(**BODY), 32),
-    ("MIMONet-10 N=4, 32 x 4 images", lambda: MIMOConv(initial_width=4, capacity=4, **BODY), 128),
-    ("  without the isometry regulariser", lambda: MIMOConv(initial_width=4, capacity=4, isometry_regularization=0.0, **BODY), 128),
-    ("  ReLU instead of PReLU", lambda: MIMOConv(initial_width=4, capacity=4, activation="relu", **BODY), 128),
-    ("  no binding (plain sum)", lambda: MIMOConv(initial_width=4, capacity=4, binding="none", **BODY), 128),
-    ("  16-channel stem instead of 64", lambda: MIMOConv(initial_width=1, capacity=4, **BODY), 128),
-    ("MIMONet-10 N=1, 32 images", lambda: MIMOConv(initial_width=4, capacity=1, **BODY), 32),
-    ("MIMONet-10 N=2, 32 x 2 images", lambda: MIMOConv(initial_width=4, capacity=2, **BODY), 64),
+
+def recipe_model(recipe, **changes):
+    """The model the Fashion-MNIST recipe trains, with one ingredient changed."""
+    recipe = get_recipe(recipe)
+    return create_model(recipe.model, **{**recipe.model_overrides, "seed": 1, **changes})
+
+
+MIMONET = "fashion_mnist-mimonet-10-n4"
+VARIANTS = [  # name, model
+    ("WRN-10-2, 32 images", lambda: recipe_model("fashion_mnist-wrn-10")),
+    ("MIMONet-10 N=4, 32 x 4 images", lambda: recipe_model(MIMONET)),
+    ("  without the isometry regulariser", lambda: recipe_model(MIMONET, isometry_regularization=0.0)),
+    ("  ReLU instead of PReLU", lambda: recipe_model(MIMONET, activation="relu")),
+    ("  no binding (plain sum)", lambda: recipe_model(MIMONET, binding="none")),
+    ("  16-channel stem instead of 64", lambda: recipe_model(MIMONET, initial_width=1)),
+    ("MIMONet-10 N=1, 32 images", lambda: recipe_model("fashion_mnist-mimonet-10-n1")),
+    ("MIMONet-10 N=2, 32 x 2 images", lambda: recipe_model("fashion_mnist-mimonet-10-n2")),
 ]
 
 
-def step_time(model, images, steps=40, warmup=5):
+def step_time(model, superpositions=32, steps=40, warmup=5):
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
+    images = superpositions * model.capacity
     rng = np.random.default_rng(0)
-    x = rng.random((images, 20, 20, 1), dtype="float32")
+    x = rng.random((images,) + model.image_shape, dtype="float32")
     y = rng.integers(0, 10, images)
     for _ in range(warmup):
         model.train_on_batch(x, y)
@@ -40,5 +49,5 @@ def step_time(model, images, steps=40, warmup=5):
 
 if __name__ == "__main__":
     print(f"backend {keras.backend.backend()}")
-    for name, build, images in VARIANTS:
-        print(f"{name:40s} {1000 * step_time(build(), images):7.1f} ms per step", flush=True)
+    for name, build in VARIANTS:
+        print(f"{name:40s} {1000 * step_time(build()):7.1f} ms per step", flush=True)
