@@ -103,7 +103,10 @@ def _isometry_numpy(kernel, stride):
     return 0.5 * np.sum(gram ** 2)
 
 
-@pytest.mark.parametrize("shape,stride", [((3, 3, 4, 6), 1), ((3, 3, 6, 4), 2), ((1, 1, 4, 8), 2), ((3, 3, 5, 5), 1)])
+@pytest.mark.parametrize("shape,stride", [
+    ((3, 3, 4, 6), 1), ((3, 3, 6, 4), 2), ((1, 1, 4, 8), 2), ((3, 3, 5, 5), 1),
+    ((3, 3, 7, 7), 2), ((2, 2, 3, 5), 2), ((2, 3, 5, 3), 1), ((5, 5, 4, 4), 2),
+])
 def test_isometry_regularizer_matches_definition(shape, stride):
     kernel = np.random.default_rng(5).normal(scale=0.3, size=shape).astype("float32")
     value = float(IsometryRegularizer(1e-4, stride)(kernel))

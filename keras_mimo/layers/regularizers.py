@@ -1,7 +1,6 @@
 """The isometry regulariser of ISONet (arXiv 2006.16992), applied to every body convolution of MIMOConv."""
 
 import keras
-import numpy as np
 from keras import ops
 
 
@@ -20,16 +19,40 @@ class IsometryRegularizer(keras.regularizers.Regularizer):
 
     def __call__(self, kernel):
         kh, kw, cin, cout = kernel.shape
-        if cin < cout:  # operator rows = inputs
-            rows, images, filters = cin, ops.transpose(kernel, (2, 0, 1, 3)), ops.transpose(kernel, (0, 1, 3, 2))
-        else:  # operator rows = outputs
-            rows, images, filters = cout, ops.transpose(kernel, (3, 0, 1, 2)), kernel
-        images = ops.pad(images, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0)))
-        gram = ops.conv(images, filters, strides=self.strides, padding="valid")
-        gh, gw = gram.shape[1], gram.shape[2]
-        target = np.zeros((rows, gh, gw, rows), dtype="float32")
-        target[:, gh // 2, gw // 2, :] = np.eye(rows, dtype="float32")
-        return self.weight * 0.5 * ops.sum(ops.square(gram - ops.cast(target, gram.dtype)))
+        # taps[r, i, j, c]: operator row r at tap (i, j); rows = the smaller side.
+        taps = ops.transpose(kernel, (2, 0, 1, 3) if cin < cout else (3, 0, 1, 2))
+        rows = min(cin, cout)
+        # conv(W, W, padding k-1, stride) at output index p is the tap-displacement d = p * stride - (k - 1)
+        # Gram matrix G_d = sum_b W_{b+d} W_b^T. Computed as one matmul per displacement (a third
+        # of the conv's arithmetic), and once per mirror pair since ||G_-d|| = ||G_d^T|| = ||G_d||.
+        shifts_h = [p - (kh - 1) for p in range(0, 2 * kh - 1, self.strides)]
+        shifts_w = [q - (kw - 1) for q in range(0, 2 * kw - 1, self.strides)]
+        shifts = [(dh, dw) for dh in shifts_h for dw in shifts_w]
+        centre = (shifts_h[len(shifts_h) // 2], shifts_w[len(shifts_w) // 2])  # identity target here
+        total, seen = 0.0, set()
+        for shift in shifts:
+            if shift in seen:
+                continue
+            seen.add(shift)
+            gram = self._shifted_gram(taps, shift, rows)
+            if shift == centre:
+                total = total + ops.sum(ops.square(gram - ops.eye(rows, dtype=gram.dtype)))
+                continue
+            mirror = (-shift[0], -shift[1])
+            twice = mirror in shifts and mirror not in seen and mirror != centre
+            if twice:
+                seen.add(mirror)
+            total = total + (2.0 if twice else 1.0) * ops.sum(ops.square(gram))
+        return self.weight * 0.5 * total
+
+    @staticmethod
+    def _shifted_gram(taps, shift, rows):
+        """``sum_b W_{b+shift} W_b^T`` over the taps b where both taps exist."""
+        (dh, dw), (kh, kw) = shift, taps.shape[1:3]
+        h0, h1, w0, w1 = max(0, -dh), min(kh, kh - dh), max(0, -dw), min(kw, kw - dw)
+        shifted = ops.reshape(taps[:, h0 + dh:h1 + dh, w0 + dw:w1 + dw, :], (rows, -1))
+        base = ops.reshape(taps[:, h0:h1, w0:w1, :], (rows, -1))
+        return ops.matmul(shifted, ops.transpose(base))
 
     def get_config(self):
         return {"weight": self.weight, "strides": self.strides}
