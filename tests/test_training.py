@@ -496,3 +496,33 @@ def test_data_parallel_on_two_virtual_cpu_devices(tmp_path, fashion_dir):
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2
     assert report["results"]["epochs"] == 2 and 0.0 <= report["results"]["accuracy"]["2"] <= 1.0
+
+
+def test_bfloat16_run_trains_in_mixed_precision_and_its_folder_refuses_another_precision(tmp_path, fashion_dir):
+    from keras_mimo.training import train
+
+    class RecordPolicies(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            convs = [layer for layer in self.model._flatten_layers() if isinstance(layer, keras.layers.Conv2D)]
+            self.policies = {layer.dtype_policy.name for layer in convs}
+            self.kernel_dtypes = {keras.backend.standardize_dtype(layer.kernel.dtype) for layer in convs}
+            logits = self.model(np.zeros((2,) + self.model.image_shape, "float32"))
+            self.logits_dtype = keras.backend.standardize_dtype(logits.dtype)
+
+    record = RecordPolicies()
+    out = tmp_path / "bf16"
+    results = train("fashion_mnist-mimonet-10-n2", out, quick=True, data_dir=fashion_dir, verbose=0, steps_per_epoch=2,
+                    mixed_precision="bfloat16", extra_callbacks=[record])
+    assert record.policies == {"mixed_bfloat16"}, "every convolution computes in bfloat16"
+    assert record.kernel_dtypes == {"float32"} and record.logits_dtype == "float32", "weights and logits stay float32"
+    assert keras.config.dtype_policy().name == "float32", "the global policy is restored after the run"
+    assert json.loads((out / "config.json").read_text())["mixed_precision"] == "mixed_bfloat16"
+    assert all(np.isfinite(float(r["loss"])) for r in read_log(out / "log.csv"))
+    assert 0.0 <= results["accuracy"]["2"] <= 1.0
+    with pytest.raises(ValueError, match="mixed_precision: saved 'mixed_bfloat16', now None"):
+        train("fashion_mnist-mimonet-10-n2", out, quick=True, data_dir=fashion_dir, verbose=0, steps_per_epoch=2)
+
+
+def test_float16_is_refused_for_image_recipes_with_the_reason():
+    with pytest.raises(SystemExit, match="float16' is not available for the image recipes: it needs loss scaling"):
+        run_cli("train", "--config", "fashion_mnist-mimonet-10-n2", "--quick", "--mixed-precision", "float16")

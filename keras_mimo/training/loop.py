@@ -26,6 +26,7 @@ import keras
 
 from keras_mimo.training import callbacks as cb
 from keras_mimo.training.optimizers import FilteredSGD
+from keras_mimo.training.precision import global_dtype_policy, mixed_precision_policy
 from keras_mimo.training.recipes import get_recipe, quick as make_quick
 from keras_mimo.training.schedules import one_cycle
 
@@ -124,7 +125,8 @@ def _steps_of(dataset):
 
 
 def _compare_configs(saved, current, output_dir):
-    differences = {k: (saved.get(k), current[k]) for k in current if saved.get(k) != current[k] and k != "data_dir"}
+    keys = sorted(set(saved) | set(current))
+    differences = {k: (saved.get(k), current.get(k)) for k in keys if saved.get(k) != current.get(k) and k != "data_dir"}
     if differences:
         lines = "\n".join(f"  {k}: saved {a!r}, now {b!r}" for k, (a, b) in sorted(differences.items()))
         raise ValueError(
@@ -223,9 +225,19 @@ def _jsonable(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+def image_precision_policy(mode):
+    """The dtype policy of an image run for ``--mixed-precision mode`` (None: float32, the reference's)."""
+    policy = mixed_precision_policy(mode)
+    if policy == "mixed_float16":
+        raise ValueError("mixed_precision='float16' is not available for the image recipes: it needs loss scaling, "
+                         "whose skipped overflow steps would shift the step counter that schedules and resuming "
+                         "rely on. Use 'bfloat16' (no loss scaling needed) or 'off'.")
+    return policy
+
+
 def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir=None, seed=0, quick=False,
           verbose="auto", data_parallel=False, tensorboard=True, steps_per_epoch=None, jit_compile="auto",
-          extra_callbacks=(), **overrides):
+          mixed_precision="off", extra_callbacks=(), **overrides):
     """Trains recipe ``config`` into ``output_dir``, resuming an interrupted run there; returns the final results dict.
 
     ``epochs``, ``batch_size`` (superpositions per batch), ``lr`` and any other ``TrainingRecipe``
@@ -234,13 +246,26 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
     TensorFlow: tf.distribute.MirroredStrategy; not supported on PyTorch yet).
     ``steps_per_epoch`` caps the updates per epoch (the schedule is sized to match).
     ``jit_compile`` is handed to ``model.compile`` ("auto": Keras' choice per backend).
+    ``mixed_precision``: "off"/"auto" (float32, as the reference) or "bfloat16" (Keras' mixed_bfloat16:
+    float32 weights and logits, bfloat16 convolutions; 2-4x faster convolutions on CPUs with AMX
+    and on recent GPUs). A run folder remembers it, and a rerun with another precision is refused.
     """
-    from keras_mimo.data import image_dataset_spec, image_eval_dataset, image_train_dataset, load_image_split
-
     recipe = resolve_recipe(config, epochs=epochs, batch_size=batch_size, lr=lr, quick=quick, **overrides)
     run_config = {k: _jsonable(v) for k, v in recipe.to_dict().items()}
     run_config.update(seed=seed, steps_per_epoch_cap=steps_per_epoch, data_parallel=bool(data_parallel))
+    policy = image_precision_policy(mixed_precision)
+    if policy:  # float32 runs keep the config.json of earlier versions, so their folders still resume
+        run_config["mixed_precision"] = policy
     output_dir = prepare_run_folder(output_dir, run_config)
+    with global_dtype_policy(policy):
+        return _train(recipe, output_dir, data_dir, seed, verbose, data_parallel, tensorboard, steps_per_epoch,
+                      jit_compile, extra_callbacks)
+
+
+def _train(recipe, output_dir, data_dir, seed, verbose, data_parallel, tensorboard, steps_per_epoch, jit_compile,
+           extra_callbacks):
+    from keras_mimo.data import image_dataset_spec, image_eval_dataset, image_train_dataset, load_image_split
+
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
 
@@ -296,7 +321,8 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
     if verbose:
         print(f"{recipe.name}: {recipe.description}\n  {model.count_params():,} parameters, capacity {capacity}, "
               f"{recipe.batch_size} superpositions ({recipe.batch_size * capacity} images) per batch, {steps} steps/epoch, "
-              f"{recipe.epochs} epochs, {replicas} device(s); output {output_dir}", flush=True)
+              f"{recipe.epochs} epochs, {replicas} device(s), {keras.config.dtype_policy().name}; output {output_dir}",
+              flush=True)
         left_over = (examples - full_steps * recipe.batch_size) * capacity
         if left_over > 0:
             print(f"  Each epoch leaves out the last {left_over} of its {examples * capacity} reshuffled images "

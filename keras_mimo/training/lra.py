@@ -38,6 +38,7 @@ from keras_mimo.training import callbacks as cb
 from keras_mimo.training.loop import (compile_for_scoring, logged_column, prepare_run_folder, resume_from_last,
                                       run_folder_callbacks, _steps_of)
 from keras_mimo.training.optimizers import CyclicAdamW
+from keras_mimo.training.precision import global_dtype_policy, gpu_visible, mixed_precision_policy
 from keras_mimo.training.schedules import OneCycleLR, OneCycleMomentum
 
 QUICK_MODEL = dict(embedding_dim=16, hidden_dim=32, num_heads=2, head_dim=8, num_layers=1, num_random_features=16)
@@ -167,33 +168,6 @@ def _quick_listops_dir(output_dir):
     return folder
 
 
-def _mixed_precision_policy(mode):
-    if mode in (None, "auto"):
-        return "mixed_float16" if _gpu_visible() else None
-    if mode == "off":
-        return None
-    if mode in ("float16", "bfloat16"):
-        return f"mixed_{mode}"
-    raise ValueError(f"mixed_precision={mode!r} must be 'auto', 'off', 'float16' or 'bfloat16'.")
-
-
-def _gpu_visible():
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_logical_devices("GPU"))
-    if backend == "jax":
-        import jax
-
-        return any(d.platform == "gpu" for d in jax.devices())
-    if backend == "torch":
-        import torch
-
-        return torch.cuda.is_available()
-    return False
-
-
 class TrainTimer(keras.callbacks.Callback):
     """Logs ``train_time`` (seconds of the epoch's training steps, before validation) and ``steps_per_second``.
 
@@ -224,21 +198,16 @@ def train_lra(config, output_dir, *, data_dir=None, verbose="auto", tensorboard=
     recipe = resolve_lra_recipe(config, quick=quick, **overrides)
     if quick and recipe["task"] == "listops" and data_dir is None:
         data_dir = _quick_listops_dir(os.path.abspath(os.fspath(output_dir)))
-    policy = _mixed_precision_policy(mixed_precision)
+    policy = mixed_precision_policy(mixed_precision, auto_policy="mixed_float16" if gpu_visible() else None)
     run_config = dict(recipe, mixed_precision=policy or "float32")
     run_config.pop("command", None)
     output_dir = prepare_run_folder(output_dir, run_config)
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
 
-    previous_policy = keras.config.dtype_policy()
     keras.utils.set_random_seed(recipe["seed"])
-    try:
-        if policy:
-            keras.config.set_dtype_policy(policy)
+    with global_dtype_policy(policy):
         return _train(recipe, output_dir, data_dir, verbose, tensorboard, jit_compile, extra_callbacks)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
 
 
 def _train(recipe, output_dir, data_dir, verbose, tensorboard, jit_compile, extra_callbacks):
