@@ -23,6 +23,8 @@ def image_rows(runs, result, config, folder):
     for key, value in sorted(config["model_overrides"].items()):
         if json.loads(json.dumps(recipe.model_overrides.get(key))) != value:
             flags.append("--model-override " + shlex.quote(f"{key}={json.dumps(value, separators=(',', ':'))}"))
+    precision = config.get("mixed_precision", "float32")  # recorded only when not float32
+    flags += [f"--mixed-precision {precision.removeprefix('mixed_')}"] if precision != "float32" else []
     command = f"keras-mimo train --config {result['recipe']} {' '.join(flags)} --output runs/{runs.name}/{folder.name}"
     for n, accuracy in result["accuracy"].items():
         yield dict(
@@ -30,7 +32,7 @@ def image_rows(runs, result, config, folder):
             trained_as="dynamic p=%s" % config["dynamic_p"] if config["dynamic_p"] else "fixed",
             eval_n=n, test_accuracy=round(100 * accuracy, 2), test_loss=round(result["loss"][n], 4),
             epochs=result["epochs"], batch_superpositions=config["batch_size"], lr=config["lr"],
-            mixup_alpha=config["mixup_alpha"], train_time_s=result["train_time_s"], command=command,
+            mixup_alpha=config["mixup_alpha"], precision=precision, train_time_s=result["train_time_s"], command=command,
         )
 
 
