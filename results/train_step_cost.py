@@ -3,8 +3,10 @@
 Each line is the mean wall time of one ``train_on_batch`` (SGD, cross-entropy, random
 20x20 images) after 5 warm-up steps, for 32 superpositions (32 * N images) or 32 images
 for the WideResNet. Variants switch off one ingredient at a time, so the differences
-show what each one costs. Usage: ``KERAS_BACKEND=tensorflow python results/train_step_cost.py``.
+show what each one costs. Usage: ``KERAS_BACKEND=tensorflow python results/train_step_cost.py
+[--width 4] [--dtype-policy mixed_bfloat16] [--steps 40]`` (``--width`` widens every model's body).
 """
+import argparse
 import time
 
 import keras
@@ -14,15 +16,18 @@ from keras_mimo.models import create_model
 from keras_mimo.training.recipes import get_recipe
 
 
+WIDTH = {}  # --width: {"width": W} for every model
+
+
 def recipe_model(recipe, **changes):
     """The model the Fashion-MNIST recipe trains, with one ingredient changed."""
     recipe = get_recipe(recipe)
-    return create_model(recipe.model, **{**recipe.model_overrides, "seed": 1, **changes})
+    return create_model(recipe.model, **{**recipe.model_overrides, "seed": 1, **WIDTH, **changes})
 
 
 MIMONET = "fashion_mnist-mimonet-10-n4"
 VARIANTS = [  # name, model
-    ("WRN-10-2, 32 images", lambda: recipe_model("fashion_mnist-wrn-10")),
+    ("WRN-10 baseline, 32 images", lambda: recipe_model("fashion_mnist-wrn-10")),
     ("MIMONet-10 N=4, 32 x 4 images", lambda: recipe_model(MIMONET)),
     ("  without the isometry regulariser", lambda: recipe_model(MIMONET, isometry_regularization=0.0)),
     ("  ReLU instead of PReLU", lambda: recipe_model(MIMONET, activation="relu")),
@@ -48,6 +53,13 @@ def step_time(model, superpositions=32, steps=40, warmup=5):
 
 
 if __name__ == "__main__":
-    print(f"backend {keras.backend.backend()}")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--width", type=int, help="body width of every model (recipes: 2)")
+    parser.add_argument("--dtype-policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16")
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per line (after 5 warm-up steps)")
+    args = parser.parse_args()
+    WIDTH.update({"width": args.width} if args.width else {})
+    keras.config.set_dtype_policy(args.dtype_policy)
+    print(f"backend {keras.backend.backend()}, width {args.width or 'as the recipes'}, {args.dtype_policy}")
     for name, build in VARIANTS:
-        print(f"{name:40s} {1000 * step_time(build()):7.1f} ms per step", flush=True)
+        print(f"{name:40s} {1000 * step_time(build(), steps=args.steps):7.1f} ms per step", flush=True)
