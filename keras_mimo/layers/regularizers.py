@@ -34,7 +34,7 @@ class IsometryRegularizer(keras.regularizers.Regularizer):
             if shift in seen:
                 continue
             seen.add(shift)
-            gram = self._shifted_gram(taps, shift, rows)
+            gram = self._shifted_gram(taps, shift)
             if shift == centre:
                 total = total + ops.sum(ops.square(gram - ops.eye(rows, dtype=gram.dtype)))
                 continue
@@ -46,9 +46,9 @@ class IsometryRegularizer(keras.regularizers.Regularizer):
         return self.weight * 0.5 * total
 
     @staticmethod
-    def _shifted_gram(taps, shift, rows):
+    def _shifted_gram(taps, shift):
         """``sum_b W_{b+shift} W_b^T`` over the taps b where both taps exist."""
-        (dh, dw), (kh, kw) = shift, taps.shape[1:3]
+        (dh, dw), (rows, kh, kw) = shift, taps.shape[:3]
         h0, h1, w0, w1 = max(0, -dh), min(kh, kh - dh), max(0, -dw), min(kw, kw - dw)
         shifted = ops.reshape(taps[:, h0 + dh:h1 + dh, w0 + dw:w1 + dw, :], (rows, -1))
         base = ops.reshape(taps[:, h0:h1, w0:w1, :], (rows, -1))
