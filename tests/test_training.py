@@ -339,6 +339,19 @@ def test_recipes_cover_the_paper_runs():
     assert get_recipe("svhn-wrn-28-10").dataset == "svhn"
 
 
+def test_overridden_body_is_named_in_the_description_and_prose_does_not_block_resuming(tmp_path):
+    from keras_mimo.training.loop import _compare_configs, resolve_recipe
+
+    base = get_recipe("fashion_mnist-mimonet-10-n2")
+    wide = resolve_recipe(base.name, model_overrides=dict(capacity=2, width=4))
+    assert wide.description == base.description + " Model overridden: width=4."
+    assert resolve_recipe(base.name, model_overrides=dict(capacity=2)).description == base.description
+    saved = dict(wide.to_dict(), data_dir="/elsewhere")
+    _compare_configs(saved, dict(saved, description="reworded", data_dir=None), tmp_path)  # prose only: resumes
+    with pytest.raises(ValueError, match=r"model_overrides: saved .*'width': 4.*now .*'width': 2"):
+        _compare_configs(saved, dict(saved, model_overrides=dict(capacity=2, width=2)), tmp_path)
+
+
 def test_cli_does_not_import_keras_before_choosing_the_backend():
     code = "import sys; from keras_mimo import cli; cli.build_parser(); print('keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), check=True)

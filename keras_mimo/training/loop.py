@@ -49,6 +49,10 @@ def resolve_recipe(config, *, epochs=None, batch_size=None, lr=None, quick=False
     if quick:
         recipe = make_quick(recipe)
     changes = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, **overrides).items() if v is not None}
+    model_changes = {k: v for k, v in changes.get("model_overrides", {}).items() if recipe.model_overrides.get(k) != v}
+    if model_changes:  # the description names the recipe's own body; say what no longer holds
+        changes["description"] = recipe.description + " Model overridden: " + ", ".join(
+            f"{k}={v!r}" for k, v in sorted(model_changes.items())) + "."
     return recipe.replace(**changes) if changes else recipe
 
 
@@ -126,7 +130,8 @@ def _steps_of(dataset):
 
 def _compare_configs(saved, current, output_dir):
     keys = sorted(set(saved) | set(current))
-    differences = {k: (saved.get(k), current.get(k)) for k in keys if saved.get(k) != current.get(k) and k != "data_dir"}
+    prose = ("data_dir", "description")  # where the data lives and how a recipe is described do not change a run
+    differences = {k: (saved.get(k), current.get(k)) for k in keys if saved.get(k) != current.get(k) and k not in prose}
     if differences:
         lines = "\n".join(f"  {k}: saved {a!r}, now {b!r}" for k, (a, b) in sorted(differences.items()))
         raise ValueError(
