@@ -4,6 +4,7 @@ Submodules load on first use, so the command line can choose the Keras backend b
 """
 
 import importlib
+import sys
 
 __version__ = "0.1.0"
 _SUBMODULES = ("convert", "data", "layers", "models", "superposition")
@@ -14,3 +15,7 @@ def __getattr__(name):
     if name in _SUBMODULES:
         return importlib.import_module(f"keras_mimo.{name}")
     raise AttributeError(f"module 'keras_mimo' has no attribute {name!r}")
+
+
+if "keras" in sys.modules:  # the backend is chosen already: register the model classes so load_model finds them
+    importlib.import_module("keras_mimo.models")

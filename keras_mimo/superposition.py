@@ -1,7 +1,9 @@
 """What every superposed model shares: checking N, padding a batch to whole groups, switching N on a compiled model."""
 
+import contextlib
 import functools
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -67,6 +69,36 @@ class SwitchableSuperposition:
 
     def _forget_compiled_functions(self):
         self.__dict__["_compiled_by_operating_point"] = {}
+
+    def compile(self, *args, **kwargs):
+        self._forget_compiled_functions()
+        return super().compile(*args, **kwargs)
+
+    def compile_from_config(self, config):
+        """Restores a saved compile() (optimizer state included) on load, as Keras does for models whose compile is its own.
+
+        Keras skips this for any class that overrides compile(); ours only resets the per-N cache first.
+        """
+        import keras_mimo.training.optimizers  # noqa: F401  registers what our trainers save: the optimizer
+        import keras_mimo.training.schedules  # noqa: F401  and its schedules
+
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    @contextlib.contextmanager
+    def _sublayers_in_own_dtype_policy(self):
+        """Sublayers created inside take the model's dtype policy, not the global one.
+
+        A model saved under mixed precision records its policy; without this, load_model
+        would rebuild its sublayers under whatever global policy is current (float32).
+        """
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.dtype_policy)
+        try:
+            yield
+        finally:
+            keras.config.set_dtype_policy(previous)
 
     # JAX's trainer jits the bound method ``self.train_step`` / ``self.test_step``, and jax.jit
     # caches traces per function, so a rebuilt function would reuse the trace of the old

@@ -203,6 +203,30 @@ def test_mixed_precision_runs_and_returns_float32_logits():
     assert np.isfinite(model.fit(x, y, batch_size=6, epochs=1, verbose=0).history["loss"][0])
 
 
+def test_saved_mixed_precision_training_state_loads_as_it_was_saved(tmp_path):
+    from keras_mimo.training import FilteredSGD, one_cycle
+
+    model = tiny_model(dtype="mixed_bfloat16")
+    assert {layer.dtype_policy.name for layer in model._flatten_layers() if layer is not model.classifier} == {"mixed_bfloat16"}
+    assert model.classifier.dtype_policy.name == "float32"
+    lr, momentum = one_cycle(0.05, 10)
+    model.compile(optimizer=FilteredSGD(lr, momentum=momentum), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = random_inputs((8, 8, 8, 3)), np.arange(8) % 5
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    assert keras.config.dtype_policy().name == "float32"
+    loaded = keras.saving.load_model(path)  # under the float32 global policy
+    assert [layer.dtype_policy.name for layer in loaded._flatten_layers()] == [
+        layer.dtype_policy.name for layer in model._flatten_layers()]
+    assert keras.config.dtype_policy().name == "float32"
+    assert loaded.compiled and isinstance(loaded.optimizer, FilteredSGD)
+    assert int(loaded.optimizer.iterations) == 2
+    for a, b in zip(loaded.optimizer.variables, model.optimizer.variables):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    np.testing.assert_array_equal(predict(loaded, x), predict(model, x))
+
+
 def test_images_of_the_wrong_shape_are_rejected():
     with pytest.raises(ValueError, match=r"expects a batch of images of shape \(batch,\) \+ \(8, 8, 3\)"):
         tiny_model()(random_inputs((4, 9, 9, 3)))

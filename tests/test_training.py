@@ -352,6 +352,16 @@ def test_overridden_body_is_named_in_the_description_and_prose_does_not_block_re
         _compare_configs(saved, dict(saved, model_overrides=dict(capacity=2, width=2)), tmp_path)
 
 
+def test_import_keras_mimo_after_keras_is_enough_to_load_a_checkpoint(tmp_path):
+    model = MIMOConv(depth=10, width=1, initial_width=1, num_classes=3, capacity=2, input_shape=(8, 8, 1), seed=1)
+    model.save(tmp_path / "m.keras")
+    code = ("import keras, keras_mimo; m = keras.saving.load_model(%r); print(type(m).__name__, m.capacity)"
+            % str(tmp_path / "m.keras"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["MIMOConv", "2"]
+
+
 def test_cli_does_not_import_keras_before_choosing_the_backend():
     code = "import sys; from keras_mimo import cli; cli.build_parser(); print('keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), check=True)

@@ -90,39 +90,40 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         self.activation_init = activation_init
         self.seed = seed
 
-        seeds = iter(range(10**6)) if seed is None else iter(range(seed, seed + 10**6, 8))
-        next_seed = (lambda: None) if seed is None else (lambda: next(seeds))
+        with self._sublayers_in_own_dtype_policy():
+            seeds = iter(range(10**6)) if seed is None else iter(range(seed, seed + 10**6, 8))
+            next_seed = (lambda: None) if seed is None else (lambda: next(seeds))
 
-        stem_channels = 16 * initial_width
-        self.stem_conv = keras.layers.Conv2D(
-            stem_channels, 3, padding="same", use_bias=False, kernel_initializer=he_fan_out(next_seed()), name="stem_conv"
-        )
-        self.stem_bn = batch_norm("stem_bn")
-        self.stem_act = keras.layers.ReLU(name="stem_act")
-        self.bind = SuperpositionBinding(
-            capacity, binding, regularization=self.binding_regularization, trainable_keys=self.trainable_keys,
-            seed=next_seed(), name="binding",
-        )
-        blocks_per_stage = (depth - 4) // 6
-        self.blocks = []
-        for stage, (filters, stride) in enumerate(((16 * width, 1), (32 * width, 2), (64 * width, 2)), start=1):
-            for index in range(blocks_per_stage):
-                self.blocks.append(
-                    PreActWideBlock(
-                        filters, stride if index == 0 else 1, activation=activation, activation_init=activation_init,
-                        isometry_regularization=self.isometry_regularization, seed=next_seed(),
-                        name=f"stage{stage}_block{index + 1}",
+            stem_channels = 16 * initial_width
+            self.stem_conv = keras.layers.Conv2D(
+                stem_channels, 3, padding="same", use_bias=False, kernel_initializer=he_fan_out(next_seed()), name="stem_conv"
+            )
+            self.stem_bn = batch_norm("stem_bn")
+            self.stem_act = keras.layers.ReLU(name="stem_act")
+            self.bind = SuperpositionBinding(
+                capacity, binding, regularization=self.binding_regularization, trainable_keys=self.trainable_keys,
+                seed=next_seed(), name="binding",
+            )
+            blocks_per_stage = (depth - 4) // 6
+            self.blocks = []
+            for stage, (filters, stride) in enumerate(((16 * width, 1), (32 * width, 2), (64 * width, 2)), start=1):
+                for index in range(blocks_per_stage):
+                    self.blocks.append(
+                        PreActWideBlock(
+                            filters, stride if index == 0 else 1, activation=activation, activation_init=activation_init,
+                            isometry_regularization=self.isometry_regularization, seed=next_seed(),
+                            name=f"stage{stage}_block{index + 1}",
+                        )
                     )
-                )
-        self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
-        self.unbind = UnbindingHead(
-            capacity, identity=(binding == "none" and capacity == 1),
-            kernel_initializer=he_fan_out(next_seed()), name="unbinding",
-        )
-        # Logits in the variable dtype (float32 under mixed precision), so losses stay stable.
-        self.classifier = keras.layers.Dense(num_classes, kernel_initializer=glorot_uniform(next_seed()),
-                                             dtype=self.dtype_policy.variable_dtype, name="classifier")
-        self.build((None,) + input_shape)
+            self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
+            self.unbind = UnbindingHead(
+                capacity, identity=(binding == "none" and capacity == 1),
+                kernel_initializer=he_fan_out(next_seed()), name="unbinding",
+            )
+            # Logits in the variable dtype (float32 under mixed precision), so losses stay stable.
+            self.classifier = keras.layers.Dense(num_classes, kernel_initializer=glorot_uniform(next_seed()),
+                                                 dtype=self.dtype_policy.variable_dtype, name="classifier")
+            self.build((None,) + input_shape)
 
     # ---------------------------------------------------------------- operating point
     @property
@@ -135,10 +136,6 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         value = check_superposition(value, self.capacity)
         self._switch_operating_point(self._superposition, value)
         self._superposition = value
-
-    def compile(self, *args, **kwargs):
-        self._forget_compiled_functions()
-        return super().compile(*args, **kwargs)
 
     # ---------------------------------------------------------------- graph
     @property

@@ -104,34 +104,35 @@ class MIMOFormer(SwitchableSuperposition, keras.Model):
         self.dual = bool(dual)
         self.seed = None if seed is None else int(seed)
 
-        def seed_at(offset):
-            return None if self.seed is None else self.seed + offset
+        with self._sublayers_in_own_dtype_policy():
+            def seed_at(offset):
+                return None if self.seed is None else self.seed + offset
 
-        embedding_init = lambda offset: SeededVarianceScaling(stddev=0.02, seed=seed_at(offset))  # noqa: E731
-        self.token_embedding = keras.layers.Embedding(
-            vocab_size, embedding_dim, embeddings_initializer=embedding_init(0), name="token_embedding"
-        )
-        self.position_embedding = keras.layers.Embedding(
-            max_length, embedding_dim, embeddings_initializer=embedding_init(1), name="position_embedding"
-        )
-        self.embedding_dropout = keras.layers.Dropout(self.dropout, seed=seed_at(2), name="embedding_dropout")
-        self.blocks = [
-            MIMOFormerBlock(
-                num_heads, head_dim, hidden_dim, attention=attention, capacity=capacity,
-                num_random_features=num_random_features, dropout=self.dropout, seed=seed_at(1000 * (i + 1)),
-                name=f"block{i + 1}",
+            embedding_init = lambda offset: SeededVarianceScaling(stddev=0.02, seed=seed_at(offset))  # noqa: E731
+            self.token_embedding = keras.layers.Embedding(
+                vocab_size, embedding_dim, embeddings_initializer=embedding_init(0), name="token_embedding"
             )
-            for i in range(num_layers)
-        ]
-        self.final_norm = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="final_norm")
-        self.classifier_hidden = keras.layers.Dense(
-            hidden_dim, activation="relu", kernel_initializer=glorot_uniform(seed_at(3)),
-            name="classifier_hidden",
-        )
-        self.classifier = keras.layers.Dense(
-            num_classes, kernel_initializer=glorot_uniform(seed_at(4)), name="classifier"
-        )
-        self.build(((None, None), (None, None)) if self.dual else (None, None))
+            self.position_embedding = keras.layers.Embedding(
+                max_length, embedding_dim, embeddings_initializer=embedding_init(1), name="position_embedding"
+            )
+            self.embedding_dropout = keras.layers.Dropout(self.dropout, seed=seed_at(2), name="embedding_dropout")
+            self.blocks = [
+                MIMOFormerBlock(
+                    num_heads, head_dim, hidden_dim, attention=attention, capacity=capacity,
+                    num_random_features=num_random_features, dropout=self.dropout, seed=seed_at(1000 * (i + 1)),
+                    name=f"block{i + 1}",
+                )
+                for i in range(num_layers)
+            ]
+            self.final_norm = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="final_norm")
+            self.classifier_hidden = keras.layers.Dense(
+                hidden_dim, activation="relu", kernel_initializer=glorot_uniform(seed_at(3)),
+                name="classifier_hidden",
+            )
+            self.classifier = keras.layers.Dense(
+                num_classes, kernel_initializer=glorot_uniform(seed_at(4)), name="classifier"
+            )
+            self.build(((None, None), (None, None)) if self.dual else (None, None))
 
     # ---------------------------------------------------------------- operating point
     @property
@@ -149,10 +150,6 @@ class MIMOFormer(SwitchableSuperposition, keras.Model):
     def superposition(self):
         """Sequences per superposition at the current grid, M * N."""
         return self._grid[0] * self._grid[1]
-
-    def compile(self, *args, **kwargs):
-        self._forget_compiled_functions()
-        return super().compile(*args, **kwargs)
 
     # ---------------------------------------------------------------- graph
     def build(self, input_shape):
