@@ -1,6 +1,5 @@
 """What every superposed model shares: checking N, padding a batch to whole groups, switching N on a compiled model."""
 
-import contextlib
 import functools
 
 import keras
@@ -86,19 +85,15 @@ class SwitchableSuperposition:
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
-    @contextlib.contextmanager
     def _sublayers_in_own_dtype_policy(self):
         """Sublayers created inside take the model's dtype policy, not the global one.
 
         A model saved under mixed precision records its policy; without this, load_model
         would rebuild its sublayers under whatever global policy is current (float32).
         """
-        previous = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(self.dtype_policy)
-        try:
-            yield
-        finally:
-            keras.config.set_dtype_policy(previous)
+        from keras_mimo.training.precision import global_dtype_policy
+
+        return global_dtype_policy(self.dtype_policy)
 
     # JAX's trainer jits the bound method ``self.train_step`` / ``self.test_step``, and jax.jit
     # caches traces per function, so a rebuilt function would reuse the trace of the old
