@@ -1,7 +1,13 @@
 """The isometry regulariser of ISONet (arXiv 2006.16992), applied to every body convolution of MIMOConv."""
 
 import keras
+import numpy as np
 from keras import ops
+
+# Up to this many multiply-adds per tap pair (rows^2 * cols), a stride-1 kernel's Grams come from one
+# matmul over all tap pairs (few ops: fast for small kernels, where op overhead dominates); above it,
+# one matmul per displacement does 45 instead of 81 tap-pair products. Both give the same value.
+_ALL_PAIRS_LIMIT = 2**25
 
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
@@ -19,6 +25,8 @@ class IsometryRegularizer(keras.regularizers.Regularizer):
 
     def __call__(self, kernel):
         kh, kw, cin, cout = kernel.shape
+        if self.strides == 1 and min(cin, cout) ** 2 * max(cin, cout) <= _ALL_PAIRS_LIMIT:
+            return self.weight * 0.5 * self._all_pairs_total(kernel)
         # taps[r, i, j, c]: operator row r at tap (i, j); rows = the smaller side.
         taps = ops.transpose(kernel, (2, 0, 1, 3) if cin < cout else (3, 0, 1, 2))
         rows = min(cin, cout)
@@ -45,6 +53,18 @@ class IsometryRegularizer(keras.regularizers.Regularizer):
             total = total + (2.0 if twice else 1.0) * ops.sum(ops.square(gram))
         return self.weight * 0.5 * total
 
+    def _all_pairs_total(self, kernel):
+        """The same sum from one matmul ``P = M M^T`` of all tap pairs: ``G_d`` sums the blocks ``P_ab`` with ``a - b = d``."""
+        kh, kw, cin, cout = kernel.shape
+        rows, cols, taps = min(cin, cout), max(cin, cout), kh * kw
+        operator = kernel if cin < cout else ops.transpose(kernel, (0, 1, 3, 2))
+        stacked = ops.reshape(operator, (taps * rows, cols))  # row (tap a, r) = W_a[r]
+        pairs = ops.reshape(ops.matmul(stacked, ops.transpose(stacked)), (taps, rows, taps, rows))
+        selection, centre = _displacement_selection(kh, kw, self.strides)
+        grams = ops.einsum("dab,arbs->drs", ops.convert_to_tensor(selection, dtype=pairs.dtype), pairs)
+        off_centre = ops.sum(ops.square(grams[:centre])) + ops.sum(ops.square(grams[centre + 1:]))
+        return off_centre + ops.sum(ops.square(grams[centre] - ops.eye(rows, dtype=grams.dtype)))
+
     @staticmethod
     def _shifted_gram(taps, shift):
         """``sum_b W_{b+shift} W_b^T`` over the taps b where both taps exist."""
@@ -56,3 +76,17 @@ class IsometryRegularizer(keras.regularizers.Regularizer):
 
     def get_config(self):
         return {"weight": self.weight, "strides": self.strides}
+
+
+def _displacement_selection(kh, kw, strides):
+    """``S[d, a, b] = 1`` where tap a minus tap b is the kept displacement d, and d's index at the centre."""
+    shifts_h = [p - (kh - 1) for p in range(0, 2 * kh - 1, strides)]
+    shifts_w = [q - (kw - 1) for q in range(0, 2 * kw - 1, strides)]
+    shifts = [(dh, dw) for dh in shifts_h for dw in shifts_w]
+    taps = [(i, j) for i in range(kh) for j in range(kw)]
+    selection = np.zeros((len(shifts), len(taps), len(taps)), "float32")
+    for d, (dh, dw) in enumerate(shifts):
+        for a, (ia, ja) in enumerate(taps):
+            for b, (ib, jb) in enumerate(taps):
+                selection[d, a, b] = float(ia - ib == dh and ja - jb == dw)
+    return selection, shifts.index((shifts_h[len(shifts_h) // 2], shifts_w[len(shifts_w) // 2]))
