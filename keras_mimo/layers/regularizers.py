@@ -33,10 +33,7 @@ class IsometryRegularizer(keras.regularizers.Regularizer):
         # conv(W, W, padding k-1, stride) at output index p is the tap-displacement d = p * stride - (k - 1)
         # Gram matrix G_d = sum_b W_{b+d} W_b^T. Computed as one matmul per displacement (a third
         # of the conv's arithmetic), and once per mirror pair since ||G_-d|| = ||G_d^T|| = ||G_d||.
-        shifts_h = [p - (kh - 1) for p in range(0, 2 * kh - 1, self.strides)]
-        shifts_w = [q - (kw - 1) for q in range(0, 2 * kw - 1, self.strides)]
-        shifts = [(dh, dw) for dh in shifts_h for dw in shifts_w]
-        centre = (shifts_h[len(shifts_h) // 2], shifts_w[len(shifts_w) // 2])  # identity target here
+        shifts, centre = _kept_displacements(kh, kw, self.strides)
         total, seen = 0.0, set()
         for shift in shifts:
             if shift in seen:
@@ -78,15 +75,20 @@ class IsometryRegularizer(keras.regularizers.Regularizer):
         return {"weight": self.weight, "strides": self.strides}
 
 
-def _displacement_selection(kh, kw, strides):
-    """``S[d, a, b] = 1`` where tap a minus tap b is the kept displacement d, and d's index at the centre."""
+def _kept_displacements(kh, kw, strides):
+    """The tap displacements ``conv(W, W, padding k-1, stride)`` keeps, and the centre one (identity target)."""
     shifts_h = [p - (kh - 1) for p in range(0, 2 * kh - 1, strides)]
     shifts_w = [q - (kw - 1) for q in range(0, 2 * kw - 1, strides)]
-    shifts = [(dh, dw) for dh in shifts_h for dw in shifts_w]
+    return [(dh, dw) for dh in shifts_h for dw in shifts_w], (shifts_h[len(shifts_h) // 2], shifts_w[len(shifts_w) // 2])
+
+
+def _displacement_selection(kh, kw, strides):
+    """``S[d, a, b] = 1`` where tap a minus tap b is the kept displacement d, and the index of the centre d."""
+    shifts, centre = _kept_displacements(kh, kw, strides)
     taps = [(i, j) for i in range(kh) for j in range(kw)]
     selection = np.zeros((len(shifts), len(taps), len(taps)), "float32")
     for d, (dh, dw) in enumerate(shifts):
         for a, (ia, ja) in enumerate(taps):
             for b, (ib, jb) in enumerate(taps):
                 selection[d, a, b] = float(ia - ib == dh and ja - jb == dw)
-    return selection, shifts.index((shifts_h[len(shifts_h) // 2], shifts_w[len(shifts_w) // 2]))
+    return selection, shifts.index(centre)
