@@ -1,15 +1,21 @@
-"""What the isometry regulariser costs per training step: conv(W, W) against keras-mimo's matmul form.
+"""What the isometry regulariser costs per training step: conv(W, W) against keras-mimo's matmul forms.
 
-Times forward + backward of the penalty for single kernels (TensorFlow, tf.function), and checks
-that both forms give the same value. Usage: ``KERAS_BACKEND=tensorflow python results/isometry_cost.py``.
+Times forward + backward of the penalty (TensorFlow, tf.function) for single kernels and for all the
+regularised kernels of the Fashion-MNIST MIMONet-10 at once (what one training step pays), and checks
+that the forms give the same value. The class picks per kernel between one matmul per displacement
+and one matmul over all tap pairs; ``per displacement`` forces the first everywhere.
+Usage: ``KERAS_BACKEND=tensorflow python results/isometry_cost.py``.
 """
 import time
+from unittest import mock
 
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from keras_mimo.layers.regularizers import IsometryRegularizer
+from keras_mimo.models import create_model
+from keras_mimo.training.recipes import get_recipe
 
 
 def conv_form(kernel, strides, weight=1e-4):
@@ -27,12 +33,13 @@ def conv_form(kernel, strides, weight=1e-4):
     return weight * 0.5 * ops.sum(ops.square(gram - target))
 
 
-def timed(penalty, kernel, repeats=3):
+def timed(penalty, kernels, repeats=3):
+    """Mean seconds of forward + backward of ``sum(penalty(kernel, strides))``, and its value."""
     @tf.function(autograph=False)
     def step():
         with tf.GradientTape() as tape:
-            value = penalty(kernel)
-        return value, tape.gradient(value, kernel)
+            value = tf.add_n([penalty(kernel, strides) for kernel, strides in kernels])
+        return value, tape.gradient(value, [kernel for kernel, _ in kernels])
 
     value, _ = step()
     start = time.perf_counter()
@@ -41,11 +48,35 @@ def timed(penalty, kernel, repeats=3):
     return (time.perf_counter() - start) / repeats, float(value)
 
 
+def per_displacement(kernel, strides):
+    with mock.patch("keras_mimo.layers.regularizers._ALL_PAIRS_LIMIT", 0):
+        return IsometryRegularizer(1e-4, strides)(kernel)
+
+
+FORMS = [("conv", conv_form), ("per displacement", per_displacement),
+         ("as the class picks", lambda kernel, strides: IsometryRegularizer(1e-4, strides)(kernel))]
+
+
+def report(label, kernels, repeats):
+    results = [(name, *timed(form, kernels, repeats)) for name, form in FORMS]
+    times = ", ".join(f"{name} {1000 * seconds:7.1f} ms" for name, seconds, _ in results)
+    values = " / ".join(f"{value:.6g}" for _, _, value in results)
+    print(f"{label:34s} {times}; values {values}", flush=True)
+
+
+def recipe_kernels(recipe):
+    """(kernel variable, strides) of every convolution the recipe's model regularises."""
+    recipe = get_recipe(recipe)
+    model = create_model(recipe.model, **recipe.model_overrides, seed=0)
+    return [(layer.kernel, layer.kernel_regularizer.strides) for layer in model._flatten_layers()
+            if isinstance(getattr(layer, "kernel_regularizer", None), IsometryRegularizer)]
+
+
 if __name__ == "__main__":
     rng = np.random.default_rng(0)
-    for shape, strides in [((3, 3, 64, 64), 1), ((3, 3, 128, 256), 2), ((3, 3, 256, 256), 1), ((3, 3, 640, 640), 1)]:
+    kernels = recipe_kernels("fashion_mnist-mimonet-10-n4")
+    report(f"MIMONet-10 body, {len(kernels)} kernels", kernels, repeats=20)
+    for shape, strides in [((3, 3, 64, 64), 1), ((3, 3, 128, 128), 1), ((3, 3, 128, 256), 2), ((3, 3, 256, 256), 1),
+                           ((3, 3, 640, 640), 1)]:
         kernel = tf.Variable(rng.normal(scale=0.05, size=shape).astype("float32"))
-        (t_conv, v_conv), (t_matmul, v_matmul) = (timed(lambda k: conv_form(k, strides), kernel),
-                                                  timed(IsometryRegularizer(1e-4, strides), kernel))
-        print(f"{str(shape):20s} stride {strides}: conv {1000 * t_conv:8.1f} ms, matmul {1000 * t_matmul:8.1f} ms, "
-              f"speed-up {t_conv / t_matmul:5.2f}x, values {v_conv:.6g} / {v_matmul:.6g}", flush=True)
+        report(f"{str(shape):20s} stride {strides}", [(kernel, strides)], repeats=3)
