@@ -107,7 +107,7 @@ def _isometry_numpy(kernel, stride):
     ((3, 3, 4, 6), 1), ((3, 3, 6, 4), 2), ((1, 1, 4, 8), 2), ((3, 3, 5, 5), 1),
     ((3, 3, 7, 7), 2), ((2, 2, 3, 5), 2), ((2, 3, 5, 3), 1), ((5, 5, 4, 4), 2),
 ])
-@pytest.mark.parametrize("all_pairs_limit", [0, 2**25], ids=["per-displacement", "all-pairs"])
+@pytest.mark.parametrize("all_pairs_limit", [0, 2**25], ids=["per-displacement", "as-the-class-picks"])
 def test_isometry_regularizer_matches_definition(shape, stride, all_pairs_limit, monkeypatch):
     # Both ways of computing the Grams (chosen by kernel size and stride) must give the definition's value.
     monkeypatch.setattr("keras_mimo.layers.regularizers._ALL_PAIRS_LIMIT", all_pairs_limit)
