@@ -1,5 +1,7 @@
 """The isometry regulariser of ISONet (arXiv 2006.16992), applied to every body convolution of MIMOConv."""
 
+import functools
+
 import keras
 import numpy as np
 from keras import ops
@@ -82,8 +84,12 @@ def _kept_displacements(kh, kw, strides):
     return [(dh, dw) for dh in shifts_h for dw in shifts_w], (shifts_h[len(shifts_h) // 2], shifts_w[len(shifts_w) // 2])
 
 
+@functools.lru_cache(maxsize=None)
 def _displacement_selection(kh, kw, strides):
-    """``S[d, a, b] = 1`` where tap a minus tap b is the kept displacement d, and the index of the centre d."""
+    """``S[d, a, b] = 1`` where tap a minus tap b is the kept displacement d, and the index of the centre d.
+
+    Cached: eager backends (PyTorch) call the regulariser every step. Read-only for callers.
+    """
     shifts, centre = _kept_displacements(kh, kw, strides)
     taps = [(i, j) for i in range(kh) for j in range(kw)]
     selection = np.zeros((len(shifts), len(taps), len(taps)), "float32")
