@@ -25,6 +25,7 @@ def image_rows(runs, result, config, folder):
             flags.append("--model-override " + shlex.quote(f"{key}={json.dumps(value, separators=(',', ':'))}"))
     precision = config.get("mixed_precision", "float32")  # recorded only when not float32
     flags += [f"--mixed-precision {precision.removeprefix('mixed_')}"] if precision != "float32" else []
+    flags += [f"--isometry-every {config['isometry_every']}"] if config.get("isometry_every", 1) > 1 else []
     command = f"keras-mimo train --config {result['recipe']} {' '.join(flags)} --output runs/{runs.name}/{folder.name}"
     for n, accuracy in result["accuracy"].items():
         yield dict(

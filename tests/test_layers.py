@@ -122,6 +122,18 @@ def test_isometry_regularizer_vanishes_on_dirac_kernel():
     assert float(IsometryRegularizer(1.0)(dirac)) == pytest.approx(0.0, abs=1e-10)
 
 
+def test_isometry_regularizer_scale_multiplies_the_penalty_and_zero_leaves_it_out():
+    kernel = np.random.default_rng(6).normal(scale=0.3, size=(3, 3, 4, 6)).astype("float32")
+    regularizer = IsometryRegularizer(1e-2)
+    full = float(regularizer(kernel))
+    assert full > 1e-3
+    regularizer.scale = 3.0
+    np.testing.assert_allclose(float(regularizer(kernel)), 3.0 * full, rtol=1e-5)
+    regularizer.scale = 0.0
+    assert float(regularizer(kernel)) == 0.0
+    assert regularizer.get_config() == {"weight": 1e-2, "strides": 1}, "the scale is runtime state, not config"
+
+
 @pytest.mark.parametrize("activation", ["relu", "prelu", "srelu"])
 def test_wide_block_contract_with_projection(activation):
     run_layer_contract(

@@ -23,6 +23,7 @@ from keras_mimo.training import (
     DynamicSuperposition,
     FilteredSGD,
     GradientFilterCallback,
+    LazyIsometry,
     MultiSuperpositionValidation,
     OneCycleLR,
     OneCycleMomentum,
@@ -282,6 +283,53 @@ def test_dynamic_superposition_really_switches_every_batch():
     np.testing.assert_allclose(BatchLoss.running, np.cumsum(per_batch) / np.arange(1, 9), rtol=1e-4)
     swapped = [batch_loss(k, 5 - n) for k, n in enumerate(dynamic.used)]  # the other N for every batch
     assert not np.allclose(per_batch, swapped, rtol=1e-3)
+
+
+@pytest.mark.parametrize("superposition", [4, 2])
+def test_lazy_isometry_puts_the_penalty_on_every_kth_update_only(superposition):
+    model = tiny_mimoconv(isometry_regularization=0.05, superposition=superposition)
+    model.compile(optimizer=FilteredSGD(0.0), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(36, 8, 8, 3)).astype("float32"), np.arange(36) % 5
+    lazy = LazyIsometry(3)
+
+    class BatchLoss(keras.callbacks.Callback):
+        running = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.running.append(logs["loss"])
+
+    model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[lazy, BatchLoss()])
+    assert lazy.used == [3.0, 0.0, 0.0] * 3
+    assert model.isometry_scale == 1.0 and model.superposition == superposition
+    # With lr 0, batch k's loss is its training-mode loss plus the regularisers at that batch's scale.
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def batch_loss(k, scale):
+        model.isometry_scale = scale
+        logits = model(x[4 * k:4 * k + 4], training=True)
+        return float(to_numpy(loss_fn(y[4 * k:4 * k + 4], logits))) + sum(float(to_numpy(l)) for l in model.losses)
+
+    per_batch = [batch_loss(k, scale) for k, scale in enumerate(lazy.used)]
+    np.testing.assert_allclose(BatchLoss.running, np.cumsum(per_batch) / np.arange(1, 10), rtol=1e-4)
+    every_step = [batch_loss(k, 1.0) for k in range(9)]
+    assert per_batch[0] - every_step[0] > 0.1, "the regularised batches carry 3x a penalty large enough to see"
+    assert per_batch[1] < every_step[1] - 0.05, "the others leave it out"
+    model.isometry_scale = 1.0
+
+
+def test_isometry_scale_is_checked_and_leaves_other_regularisers_alone():
+    model = tiny_mimoconv(isometry_regularization=0.05)
+    with pytest.raises(ValueError, match="isometry_scale=-1 must be a number >= 0"):
+        model.isometry_scale = -1
+    model(np.zeros((4, 8, 8, 3), "float32"))
+    full = sum(float(to_numpy(l)) for l in model.losses)
+    model.isometry_scale = 0.0
+    model(np.zeros((4, 8, 8, 3), "float32"))
+    binding_only = sum(float(to_numpy(l)) for l in model.losses)
+    assert 0.0 < binding_only < full, "the binding regulariser stays; only the isometry penalty goes"
+    with pytest.raises(ValueError, match="every=0 must be a positive integer"):
+        LazyIsometry(0)
 
 
 def test_validation_at_several_n_in_one_fit(tmp_path):
@@ -544,6 +592,28 @@ def test_bfloat16_run_trains_in_mixed_precision_and_its_folder_refuses_another_p
     assert 0.0 <= results["accuracy"]["2"] <= 1.0
     with pytest.raises(ValueError, match="mixed_precision: saved 'mixed_bfloat16', now None"):
         train("fashion_mnist-mimonet-10-n2", out, quick=True, data_dir=fashion_dir, verbose=0, steps_per_epoch=2)
+
+
+def test_lazy_isometry_run_records_itself_and_the_baseline_refuses_it(tmp_path, fashion_dir):
+    from keras_mimo.training import train
+
+    class RecordScales(keras.callbacks.Callback):
+        scales = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.scales.append(self.model.isometry_scale)
+
+    out = tmp_path / "lazy"
+    train("fashion_mnist-mimonet-10-n2", out, quick=True, data_dir=fashion_dir, verbose=0, steps_per_epoch=4,
+          isometry_every=2, extra_callbacks=[RecordScales()])
+    assert RecordScales.scales == [2.0, 0.0, 2.0, 0.0] * 2, "two epochs of four batches, every other one regularised"
+    assert json.loads((out / "config.json").read_text())["isometry_every"] == 2
+    with pytest.raises(ValueError, match="isometry_every: saved 2, now None"):
+        train("fashion_mnist-mimonet-10-n2", out, quick=True, data_dir=fashion_dir, verbose=0, steps_per_epoch=4)
+    with pytest.raises(SystemExit, match=r"isometry_every=4: fashion_mnist-wrn-10-quick's model \(wrn-28-10\) has no isometry regulariser"):
+        run_cli("train", "--config", "fashion_mnist-wrn-10", "--quick", "--isometry-every", "4",
+                "--output", str(tmp_path / "wrn"))
+    assert not (tmp_path / "wrn").exists(), "refused before any run folder is made"
 
 
 def test_float16_is_refused_for_image_recipes_with_the_reason():

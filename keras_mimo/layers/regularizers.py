@@ -19,13 +19,24 @@ class IsometryRegularizer(keras.regularizers.Regularizer):
     W is read as the reference's (out, in, kh, kw) operator, transposed when it has more
     outputs than inputs; ``delta`` is the identity at the centre tap. Zero exactly when
     the convolution is an isometry. Keras kernels are (kh, kw, in, out).
+
+    ``scale`` (runtime state, not config) multiplies the penalty when it is traced; 0 leaves
+    the penalty out of the traced graph altogether. ``MIMOConv.isometry_scale`` sets it for
+    lazy regularisation: the penalty on every k-th update only, weighted k.
     """
 
     def __init__(self, weight=1e-4, strides=1):
         self.weight = float(weight)
         self.strides = int(strides)
+        self.scale = 1.0
 
     def __call__(self, kernel):
+        if self.scale == 0.0:
+            return ops.zeros((), dtype=kernel.dtype)
+        penalty = self._penalty(kernel)
+        return penalty if self.scale == 1.0 else self.scale * penalty
+
+    def _penalty(self, kernel):
         kh, kw, cin, cout = kernel.shape
         if self.strides == 1 and min(cin, cout) ** 2 * max(cin, cout) <= _ALL_PAIRS_LIMIT:
             return self.weight * 0.5 * self._all_pairs_total(kernel)

@@ -56,6 +56,12 @@ def create_model(name, **overrides):
     return cls(**{**config, **overrides})
 
 
+def model_class_and_config(name):
+    """The class and constructor arguments of the named configuration, without building it."""
+    cls, config, _ = _lookup(name)
+    return cls, dict(config)
+
+
 def _lookup(name):
     if name not in MODEL_CONFIGS:
         raise ValueError(f"Unknown model {name!r}. Known models: {', '.join(list_models())}.")

@@ -3,8 +3,8 @@
 * ``OneCycleLR`` / ``OneCycleMomentum`` / ``one_cycle``: PyTorch's one-cycle schedule as Keras schedules;
 * ``FilteredSGD``: PyTorch-style SGD with scheduled momentum, weight decay that skips PReLU/SReLU
   parameters, and the gradient filter (skip an update whose norm exceeds factor x last epoch's mean);
-* callbacks: ``GradientFilterCallback``, ``DynamicSuperposition``, ``MultiSuperpositionValidation``,
-  ``ScheduleLogger``, ``AtomicCheckpoint``;
+* callbacks: ``GradientFilterCallback``, ``DynamicSuperposition``, ``LazyIsometry``,
+  ``MultiSuperpositionValidation``, ``ScheduleLogger``, ``AtomicCheckpoint``;
 * recipes: ``RECIPES`` / ``get_recipe`` / ``list_recipes`` (the paper's runs as named configurations);
 * ``train`` (resumable runs with CSV/TensorBoard logs and best/last checkpoints) and ``evaluate``.
 """
@@ -13,7 +13,8 @@ import importlib
 
 _EXPORTS = {
     "keras_mimo.training.callbacks": ("AtomicCheckpoint", "DynamicSuperposition", "GradientFilterCallback",
-                                      "MultiSuperpositionValidation", "ScheduleLogger", "atomic_path", "read_state"),
+                                      "LazyIsometry", "MultiSuperpositionValidation", "ScheduleLogger", "atomic_path",
+                                      "read_state"),
     "keras_mimo.training.loop": ("build_model", "evaluate", "resolve_recipe", "train"),
     "keras_mimo.training.optimizers": ("FilteredSGD", "global_norm"),
     "keras_mimo.training.recipes": ("RECIPES", "TrainingRecipe", "get_recipe", "list_recipes"),

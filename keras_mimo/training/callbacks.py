@@ -134,6 +134,37 @@ class DynamicSuperposition(keras.callbacks.Callback):
         self.model.superposition = self.capacity
 
 
+class LazyIsometry(keras.callbacks.Callback):
+    """Lazy isometry regularisation: the penalty on every ``every``-th update only, weighted ``every``.
+
+    The isometry penalty costs the same whatever the batch (on a width-2 MIMONet-10, about a third
+    of a training step on the TensorFlow CPU backend); on average this adds the same gradient for
+    1/every of the cost (lazy regularisation, as StyleGAN2 does for its R1 penalty). Batch b of
+    each epoch is regularised when ``b % every == 0``, so a resumed run (which restarts at an
+    epoch boundary) keeps the pattern. Sets ``model.isometry_scale`` per batch; each scale keeps
+    its own compiled step, so the skipped updates do not compute the penalty at all. ``used``
+    lists the scale of every batch. The scale is back to 1 for validation and at the end.
+    """
+
+    def __init__(self, every):
+        super().__init__()
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"every={every!r} must be a positive integer (1: the penalty on every update).")
+        self.every = int(every)
+        self.used = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        scale = float(self.every) if batch % self.every == 0 else 0.0
+        self.model.isometry_scale = scale
+        self.used.append(scale)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.isometry_scale = 1.0
+
+    def on_train_end(self, logs=None):
+        self.model.isometry_scale = 1.0
+
+
 class MultiSuperpositionValidation(keras.callbacks.Callback):
     """Evaluates at every N in ``superpositions`` at each epoch end: ``val_loss_n{N}``, ``val_accuracy_n{N}`` (+ other metrics).
 

@@ -13,7 +13,8 @@ def _set_backend(args):
 
 
 # Flags that only the image (MIMOConv) recipes or only the LRA (MIMOFormer) recipes understand.
-_IMAGE_ONLY = ("epochs", "mixup_alpha", "train_split", "eval_split", "superpositions", "steps_per_epoch", "data_parallel")
+_IMAGE_ONLY = ("epochs", "mixup_alpha", "train_split", "eval_split", "superpositions", "steps_per_epoch", "data_parallel",
+               "isometry_every")
 _LRA_ONLY = ("steps", "grid", "warmup_steps", "mimo_warmup_steps", "eval_frequency", "eval_steps", "max_length")
 
 
@@ -44,6 +45,9 @@ def add_train_arguments(parser):
     parser.add_argument("--eval-split", help="validation/test split, e.g. 'test'")
     parser.add_argument("--superpositions", help="comma-separated N to validate at (default: the recipe's)")
     parser.add_argument("--steps-per-epoch", type=int, help="cap on updates per epoch (the schedule is sized to it)")
+    parser.add_argument("--isometry-every", type=int, metavar="K",
+                        help="image recipes: the isometry penalty on every K-th update only, weighted K (lazy "
+                             "regularisation; default 1: every update, as the paper). Cuts its fixed cost per step")
     parser.add_argument("--model-override", action="append", default=[], metavar="KEY=VALUE",
                         help="override a model constructor argument, e.g. width=1 (repeatable; VALUE is JSON)")
     parser.add_argument("--data-dir", help="folder with the data (IDX files or a tensorflow-datasets data_dir)")
@@ -99,13 +103,17 @@ def run_train(args):
         overrides["model_overrides"] = model_overrides
     try:
         image_precision_policy(args.mixed_precision)
+        if args.isometry_every is not None:
+            from keras_mimo.training.loop import check_isometry_every, resolve_recipe
+
+            check_isometry_every(resolve_recipe(args.config, quick=args.quick, **overrides), args.isometry_every)
     except ValueError as error:
         raise SystemExit(f"keras-mimo train: {error}") from None
     output = args.output or os.path.join("runs", args.config + ("-quick" if args.quick else ""))
     train(args.config, output, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, data_dir=args.data_dir,
           seed=0 if args.seed is None else args.seed, quick=args.quick, verbose="auto" if args.verbose is None else args.verbose,
           data_parallel=args.data_parallel, tensorboard=not args.no_tensorboard,
-          mixed_precision=args.mixed_precision or "auto",
+          mixed_precision=args.mixed_precision or "auto", isometry_every=1 if args.isometry_every is None else args.isometry_every,
           steps_per_epoch=args.steps_per_epoch, jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
           **overrides)
     return 0

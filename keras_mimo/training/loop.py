@@ -17,6 +17,7 @@ dropped from ``log.csv``.
 """
 
 import csv
+import inspect
 import json
 import os
 import sys
@@ -230,6 +231,23 @@ def _jsonable(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+def check_isometry_every(recipe, every):
+    """Returns ``every`` (lazy isometry regularisation) if it is a positive int the recipe's model can use; else a ValueError."""
+    from keras_mimo.models.registry import model_class_and_config
+
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"isometry_every={every!r} must be a positive integer (1: the penalty on every update).")
+    if every > 1:
+        cls, config = model_class_and_config(recipe.model)
+        parameter = inspect.signature(cls).parameters.get("isometry_regularization")
+        weight = 0.0 if parameter is None else {**config, **recipe.model_overrides}.get("isometry_regularization",
+                                                                                       parameter.default)
+        if not weight:
+            raise ValueError(f"isometry_every={every}: {recipe.name}'s model ({recipe.model}) has no isometry "
+                             "regulariser to apply lazily; leave it at 1.")
+    return every
+
+
 def image_precision_policy(mode):
     """The dtype policy of an image run for ``--mixed-precision mode`` (None: float32, the reference's)."""
     policy = mixed_precision_policy(mode)
@@ -242,7 +260,7 @@ def image_precision_policy(mode):
 
 def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir=None, seed=0, quick=False,
           verbose="auto", data_parallel=False, tensorboard=True, steps_per_epoch=None, jit_compile="auto",
-          mixed_precision="off", extra_callbacks=(), **overrides):
+          mixed_precision="off", isometry_every=1, extra_callbacks=(), **overrides):
     """Trains recipe ``config`` into ``output_dir``, resuming an interrupted run there; returns the final results dict.
 
     ``epochs``, ``batch_size`` (superpositions per batch), ``lr`` and any other ``TrainingRecipe``
@@ -254,6 +272,8 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
     ``mixed_precision``: "off"/"auto" (float32, as the reference) or "bfloat16" (Keras' mixed_bfloat16:
     float32 weights and logits, bfloat16 convolutions; 2-4x faster convolutions on CPUs with AMX
     and on recent GPUs). A run folder remembers it, and a rerun with another precision is refused.
+    ``isometry_every=k`` > 1 computes the isometry penalty on every k-th update only, weighted k
+    (``callbacks.LazyIsometry``): the same gradient on average for a k-th of its fixed cost per step.
     """
     recipe = resolve_recipe(config, epochs=epochs, batch_size=batch_size, lr=lr, quick=quick, **overrides)
     run_config = {k: _jsonable(v) for k, v in recipe.to_dict().items()}
@@ -261,14 +281,16 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
     policy = image_precision_policy(mixed_precision)
     if policy:  # float32 runs keep the config.json of earlier versions, so their folders still resume
         run_config["mixed_precision"] = policy
+    if check_isometry_every(recipe, isometry_every) > 1:  # likewise recorded only when not the default
+        run_config["isometry_every"] = isometry_every
     output_dir = prepare_run_folder(output_dir, run_config)
     with global_dtype_policy(policy):
         return _train(recipe, output_dir, data_dir, seed, verbose, data_parallel, tensorboard, steps_per_epoch,
-                      jit_compile, extra_callbacks)
+                      jit_compile, isometry_every, extra_callbacks)
 
 
 def _train(recipe, output_dir, data_dir, seed, verbose, data_parallel, tensorboard, steps_per_epoch, jit_compile,
-           extra_callbacks):
+           isometry_every, extra_callbacks):
     from keras_mimo.data import image_dataset_spec, image_eval_dataset, image_train_dataset, load_image_split
 
     if verbose == "auto":
@@ -314,6 +336,8 @@ def _train(recipe, output_dir, data_dir, seed, verbose, data_parallel, tensorboa
         initial_epoch = resume_from_last(model, output_dir, steps, total_steps, recipe.name, verbose)
 
     callbacks = []
+    if isometry_every > 1:  # before the validation callback, which must see the penalty at scale 1
+        callbacks.append(cb.LazyIsometry(isometry_every))
     if recipe.dynamic_p is not None:
         callbacks.append(cb.DynamicSuperposition(capacity, low=recipe.dynamic_low, p=recipe.dynamic_p, seed=seed))
     callbacks += [

@@ -6,6 +6,7 @@ from keras import ops
 from keras_mimo.layers.activations import ACTIVATIONS
 from keras_mimo.layers.binding import BINDINGS, SuperpositionBinding
 from keras_mimo.initializers import glorot_uniform, he_fan_out
+from keras_mimo.layers.regularizers import IsometryRegularizer
 from keras_mimo.layers.residual import PreActWideBlock, batch_norm, conv_then_batch_norm
 from keras_mimo.layers.unbinding import UnbindingHead
 from keras_mimo.superposition import SwitchableSuperposition, check_superposition, pad_to_multiple
@@ -84,6 +85,7 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         self.activation = activation
         self.image_shape = input_shape
         self._superposition = superposition
+        self._isometry_scale = 1.0
         self.binding_regularization = float(binding_regularization)
         self.isometry_regularization = float(isometry_regularization)
         self.trainable_keys = bool(trainable_keys)
@@ -134,8 +136,35 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
     @superposition.setter
     def superposition(self, value):
         value = check_superposition(value, self.capacity)
-        self._switch_operating_point(self._superposition, value)
+        self._switch_operating_point(self._operating_point, (value, self._isometry_scale))
         self._superposition = value
+
+    @property
+    def isometry_scale(self):
+        """Multiplies the isometry penalty in the loss (default 1); 0 leaves it out of the traced step.
+
+        For lazy regularisation (``keras_mimo.training.callbacks.LazyIsometry``): the penalty costs
+        the same whatever the batch, so on a small body it can be a third of a step. Applied on
+        every k-th update at scale k, it adds the same gradient on average for a k-th of the cost.
+        Like ``superposition``, a switch takes effect at the next step, compiled steps included.
+        """
+        return self._isometry_scale
+
+    @isometry_scale.setter
+    def isometry_scale(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"isometry_scale={value!r} must be a number >= 0 (1: the penalty as configured, 0: left out).")
+        value = float(value)
+        self._switch_operating_point(self._operating_point, (self._superposition, value))
+        for layer in self._flatten_layers(include_self=False):
+            if isinstance(getattr(layer, "kernel_regularizer", None), IsometryRegularizer):
+                layer.kernel_regularizer.scale = value
+        self._isometry_scale = value
+
+    @property
+    def _operating_point(self):
+        """What a traced step bakes in: N and the isometry scale."""
+        return (self._superposition, self._isometry_scale)
 
     # ---------------------------------------------------------------- graph
     @property
