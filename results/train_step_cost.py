@@ -36,6 +36,8 @@ VARIANTS = [  # name, model
     ("  16-channel stem instead of 64", lambda: recipe_model(MIMONET, initial_width=1)),
     ("MIMONet-10 N=1, 32 images", lambda: recipe_model("fashion_mnist-mimonet-10-n1")),
     ("MIMONet-10 N=2, 32 x 2 images", lambda: recipe_model("fashion_mnist-mimonet-10-n2")),
+    ("  isometry on every 4th step (x4, lazy)", lambda: LazyModel(recipe_model("fashion_mnist-mimonet-10-n2"), every=4)),
+    ("  without the isometry regulariser", lambda: recipe_model("fashion_mnist-mimonet-10-n2", isometry_regularization=0.0)),
 ]
 
 

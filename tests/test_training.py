@@ -47,6 +47,24 @@ def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
 
 
+class RunningLoss(keras.callbacks.Callback):
+    """Keras' running mean of the training loss, after every batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.losses = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.losses.append(logs["loss"])
+
+
+def training_loss(model, x, y):
+    """One batch's training-mode loss plus the model's regularisation losses, as a train step computes it."""
+    logits = model(x, training=True)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, logits)
+    return float(to_numpy(loss)) + sum(float(to_numpy(term)) for term in model.losses)
+
+
 def sync(model):
     """JAX keeps the training state outside the variables during fit; put it back before reading them."""
     if BACKEND == "jax":
@@ -260,27 +278,20 @@ def test_dynamic_superposition_really_switches_every_batch():
     x, y = rng.normal(size=(32, 8, 8, 3)).astype("float32"), np.arange(32) % 5
     dynamic = DynamicSuperposition(4, low=1, p=0.5, seed=7)
 
-    class BatchLoss(keras.callbacks.Callback):
-        running = []
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.running.append(logs["loss"])
-
-    model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[dynamic, BatchLoss()])
+    running = RunningLoss()
+    model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[dynamic, running])
     draws = np.random.default_rng([7, 0]).random(8)
     assert dynamic.used == [4 if u < 0.5 else 1 for u in draws]
     assert set(Counter(dynamic.used)) == {1, 4}
     assert model.superposition == 4
     # With lr 0, batch k's loss is the training-mode loss at the N it used: recompute each one at that N.
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def batch_loss(k, n):
         model.superposition = n
-        logits = model(x[4 * k:4 * k + 4], training=True)
-        return float(to_numpy(loss_fn(y[4 * k:4 * k + 4], logits))) + sum(float(to_numpy(l)) for l in model.losses)
+        return training_loss(model, x[4 * k:4 * k + 4], y[4 * k:4 * k + 4])
 
     per_batch = [batch_loss(k, n) for k, n in enumerate(dynamic.used)]
-    np.testing.assert_allclose(BatchLoss.running, np.cumsum(per_batch) / np.arange(1, 9), rtol=1e-4)
+    np.testing.assert_allclose(running.losses, np.cumsum(per_batch) / np.arange(1, 9), rtol=1e-4)
     swapped = [batch_loss(k, 5 - n) for k, n in enumerate(dynamic.used)]  # the other N for every batch
     assert not np.allclose(per_batch, swapped, rtol=1e-3)
 
@@ -293,25 +304,18 @@ def test_lazy_isometry_puts_the_penalty_on_every_kth_update_only(superposition):
     x, y = rng.normal(size=(36, 8, 8, 3)).astype("float32"), np.arange(36) % 5
     lazy = LazyIsometry(3)
 
-    class BatchLoss(keras.callbacks.Callback):
-        running = []
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.running.append(logs["loss"])
-
-    model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[lazy, BatchLoss()])
+    running = RunningLoss()
+    model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[lazy, running])
     assert lazy.used == [3.0, 0.0, 0.0] * 3
     assert model.isometry_scale == 1.0 and model.superposition == superposition
     # With lr 0, batch k's loss is its training-mode loss plus the regularisers at that batch's scale.
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def batch_loss(k, scale):
         model.isometry_scale = scale
-        logits = model(x[4 * k:4 * k + 4], training=True)
-        return float(to_numpy(loss_fn(y[4 * k:4 * k + 4], logits))) + sum(float(to_numpy(l)) for l in model.losses)
+        return training_loss(model, x[4 * k:4 * k + 4], y[4 * k:4 * k + 4])
 
     per_batch = [batch_loss(k, scale) for k, scale in enumerate(lazy.used)]
-    np.testing.assert_allclose(BatchLoss.running, np.cumsum(per_batch) / np.arange(1, 10), rtol=1e-4)
+    np.testing.assert_allclose(running.losses, np.cumsum(per_batch) / np.arange(1, 10), rtol=1e-4)
     every_step = [batch_loss(k, 1.0) for k in range(9)]
     assert per_batch[0] - every_step[0] > 0.1, "the regularised batches carry 3x a penalty large enough to see"
     assert per_batch[1] < every_step[1] - 0.05, "the others leave it out"
