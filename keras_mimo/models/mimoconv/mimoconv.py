@@ -155,6 +155,8 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ValueError(f"isometry_scale={value!r} must be a number >= 0 (1: the penalty as configured, 0: left out).")
         value = float(value)
+        if value == self._isometry_scale:  # LazyIsometry sets it every batch: no layer walk when unchanged
+            return
         self._switch_operating_point(self._operating_point, (self._superposition, value))
         for layer in self._flatten_layers(include_self=False):
             if isinstance(getattr(layer, "kernel_regularizer", None), IsometryRegularizer):
