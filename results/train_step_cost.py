@@ -2,9 +2,9 @@
 
 Each line is the mean wall time of one ``train_on_batch`` (SGD, cross-entropy, random
 20x20 images) after 5 warm-up steps, for 32 superpositions (32 * N images) or 32 images
-for the WideResNet. Variants switch off one ingredient at a time, so the differences
+for the WideResNet (``--superpositions`` changes the 32). Variants switch off one ingredient at a time, so the differences
 show what each one costs. Usage: ``KERAS_BACKEND=tensorflow python results/train_step_cost.py
-[--width 4] [--dtype-policy mixed_bfloat16] [--steps 40]`` (``--width`` widens every model's body).
+[--width 4] [--dtype-policy mixed_bfloat16] [--superpositions 64] [--steps 40]`` (``--width`` widens every model's body).
 """
 import argparse
 import time
@@ -27,15 +27,15 @@ def recipe_model(recipe, **changes):
 
 MIMONET = "fashion_mnist-mimonet-10-n4"
 VARIANTS = [  # name, model
-    ("WRN-10 baseline, 32 images", lambda: recipe_model("fashion_mnist-wrn-10")),
-    ("MIMONet-10 N=4, 32 x 4 images", lambda: recipe_model(MIMONET)),
+    ("WRN-10 baseline (S images)", lambda: recipe_model("fashion_mnist-wrn-10")),
+    ("MIMONet-10 N=4 (S x 4 images)", lambda: recipe_model(MIMONET)),
     ("  without the isometry regulariser", lambda: recipe_model(MIMONET, isometry_regularization=0.0)),
     ("  isometry on every 4th step (x4, lazy)", lambda: LazyModel(recipe_model(MIMONET), every=4)),
     ("  ReLU instead of PReLU", lambda: recipe_model(MIMONET, activation="relu")),
     ("  no binding (plain sum)", lambda: recipe_model(MIMONET, binding="none")),
     ("  16-channel stem instead of 64", lambda: recipe_model(MIMONET, initial_width=1)),
-    ("MIMONet-10 N=1, 32 images", lambda: recipe_model("fashion_mnist-mimonet-10-n1")),
-    ("MIMONet-10 N=2, 32 x 2 images", lambda: recipe_model("fashion_mnist-mimonet-10-n2")),
+    ("MIMONet-10 N=1 (S images)", lambda: recipe_model("fashion_mnist-mimonet-10-n1")),
+    ("MIMONet-10 N=2 (S x 2 images)", lambda: recipe_model("fashion_mnist-mimonet-10-n2")),
     ("  isometry on every 4th step (x4, lazy)", lambda: LazyModel(recipe_model("fashion_mnist-mimonet-10-n2"), every=4)),
     ("  without the isometry regulariser", lambda: recipe_model("fashion_mnist-mimonet-10-n2", isometry_regularization=0.0)),
 ]
@@ -79,9 +79,12 @@ if __name__ == "__main__":
     parser.add_argument("--width", type=int, help="body width of every model (recipes: 2)")
     parser.add_argument("--dtype-policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16")
     parser.add_argument("--steps", type=int, default=40, help="timed steps per line (after 5 warm-up steps)")
+    parser.add_argument("--superpositions", type=int, default=32, help="superpositions (WRN: images) per step")
     args = parser.parse_args()
     WIDTH.update({"width": args.width} if args.width else {})
     keras.config.set_dtype_policy(args.dtype_policy)
-    print(f"backend {keras.backend.backend()}, width {args.width or 'as the recipes'}, {args.dtype_policy}")
+    print(f"backend {keras.backend.backend()}, width {args.width or 'as the recipes'}, {args.dtype_policy}, "
+          f"S = {args.superpositions} superpositions per step")
     for name, build in VARIANTS:
-        print(f"{name:40s} {1000 * step_time(build(), steps=args.steps):7.1f} ms per step", flush=True)
+        seconds = step_time(build(), superpositions=args.superpositions, steps=args.steps)
+        print(f"{name:40s} {1000 * seconds:7.1f} ms per step", flush=True)
