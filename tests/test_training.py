@@ -322,6 +322,33 @@ def test_lazy_isometry_puts_the_penalty_on_every_kth_update_only(superposition):
     model.isometry_scale = 1.0
 
 
+def test_dynamic_superposition_and_lazy_isometry_switch_together():
+    # Both set an operating point per batch; every (N, scale) pair must get its own compiled step.
+    model = tiny_mimoconv(isometry_regularization=0.05)
+    model.compile(optimizer=FilteredSGD(0.0), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(48, 8, 8, 3)).astype("float32"), np.arange(48) % 5
+    dynamic, lazy = DynamicSuperposition(4, low=1, p=0.5, seed=3), LazyIsometry(2)
+
+    running = RunningLoss()
+    model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[dynamic, lazy, running])
+    points = list(zip(dynamic.used, lazy.used))
+    assert lazy.used == [2.0, 0.0] * 6
+    assert {(4, 2.0), (4, 0.0), (1, 2.0), (1, 0.0)} <= set(points), f"every pair occurs in this draw: {points}"
+    assert model.superposition == 4 and model.isometry_scale == 1.0
+
+    def batch_loss(k, n, scale):
+        model.superposition, model.isometry_scale = n, scale
+        return training_loss(model, x[4 * k:4 * k + 4], y[4 * k:4 * k + 4])
+
+    per_batch = [batch_loss(k, n, scale) for k, (n, scale) in enumerate(points)]
+    np.testing.assert_allclose(running.losses, np.cumsum(per_batch) / np.arange(1, 13), rtol=1e-4)
+    other_scale = [batch_loss(k, n, 2.0 - scale) for k, (n, scale) in enumerate(points)]
+    other_n = [batch_loss(k, 5 - n, scale) for k, (n, scale) in enumerate(points)]
+    assert not np.allclose(per_batch, other_scale, rtol=1e-3) and not np.allclose(per_batch, other_n, rtol=1e-3)
+    model.superposition, model.isometry_scale = 4, 1.0
+
+
 def test_isometry_scale_is_checked_and_leaves_other_regularisers_alone():
     model = tiny_mimoconv(isometry_regularization=0.05)
     with pytest.raises(ValueError, match="isometry_scale=-1 must be a number >= 0"):
