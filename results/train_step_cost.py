@@ -74,12 +74,23 @@ def step_time(model, superpositions=32, steps=40, warmup=5):
     return (time.perf_counter() - start) / steps
 
 
+def positive(text):
+    """argparse type: a positive integer, or an error that says so."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=int, help="body width of every model (recipes: 2)")
+    parser.add_argument("--width", type=positive, help="body width of every model (recipes: 2)")
     parser.add_argument("--dtype-policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16")
-    parser.add_argument("--steps", type=int, default=40, help="timed steps per line (after 5 warm-up steps)")
-    parser.add_argument("--superpositions", type=int, default=32, help="superpositions (WRN: images) per step")
+    parser.add_argument("--steps", type=positive, default=40, help="timed steps per line (after 5 warm-up steps)")
+    parser.add_argument("--superpositions", type=positive, default=32, help="superpositions (WRN: images) per step")
     args = parser.parse_args()
     WIDTH.update({"width": args.width} if args.width else {})
     keras.config.set_dtype_policy(args.dtype_policy)

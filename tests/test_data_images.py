@@ -669,13 +669,13 @@ def test_epoch_stream_resumed_at_an_epoch_continues_the_same_batches(cifar_tfds_
 
 
 def test_bad_arguments_are_named():
-    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0."):
+    with pytest.raises(ValueError, match="batch_size=0 must be a positive integer."):
         image_train_dataset("cifar10", 0)
-    with pytest.raises(ValueError, match="superposition must be a positive integer, got 1.5."):
+    with pytest.raises(ValueError, match="superposition=1.5 must be a positive integer."):
         image_eval_dataset("cifar10", 8, 1.5)
     with pytest.raises(ValueError, match=r"mixup produces soft labels: it needs one_hot_labels=True \(or None\)."):
         image_train_dataset("cifar10", 8, mixup_alpha=1.0, one_hot_labels=False)
-    with pytest.raises(ValueError, match="passes_per_epoch must be a positive integer, got 0."):
+    with pytest.raises(ValueError, match="passes_per_epoch=0 must be a positive integer."):
         image_train_dataset("cifar10", 8, passes_per_epoch=0)
     with pytest.raises(ValueError, match="source must be 'auto', 'idx' or 'tfds', got 'web'."):
         find_image_data("mnist", source="web")

@@ -119,6 +119,13 @@ def test_lra_recipe_overrides_and_errors():
         resolve_lra_recipe("performer-listops", steps=100, eval_frequency=50, warmup_steps=100)
     with pytest.raises(ValueError, match="Unknown MIMOFormer configuration"):
         resolve_lra_recipe("mimoformer-att-chess")
+    for kwargs, message in [(dict(max_length=0), "max_length=0 must be a positive integer"),
+                            (dict(steps=2.5), "num_train_steps=2.5 must be a positive integer"),
+                            (dict(eval_steps=0), "num_eval_steps=0 must be a positive integer"),
+                            (dict(lr=float("inf")), "learning_rate=inf must be a finite number > 0"),
+                            (dict(mimo_warmup_steps=-1), "mimo_warmup_steps=-1 must be an integer >= 0")]:
+        with pytest.raises(ValueError, match=message):
+            resolve_lra_recipe("mimoformer-att-listops", **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------ training

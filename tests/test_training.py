@@ -484,6 +484,13 @@ def test_quick_recipes_train_and_evaluate_on_real_small_data(tmp_path, fashion_d
     evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for n in ("1", "2", "4"):
         assert evaluated[n]["accuracy"] == pytest.approx(results["accuracy"][n], abs=1e-6)
+    evaluate = ["evaluate", "--dataset", "fashion_mnist", "--data-dir", fashion_dir, "--split", "test[:32]"]
+    with pytest.raises(SystemExit, match=r"superposition=3 is not allowed for a model of capacity 4: .* \[1, 2, 4\]"):
+        run_cli(*evaluate, "--checkpoint", out / "last.keras", "--superposition", "1,3")
+    with pytest.raises(SystemExit, match="--superposition '1,two' must be comma-separated integers"):
+        run_cli(*evaluate, "--checkpoint", out / "last.keras", "--superposition", "1,two")
+    with pytest.raises(SystemExit, match="is not a file: pass a .keras file that keras-mimo train wrote"):
+        run_cli(*evaluate, "--checkpoint", out / "missing.keras")
 
 
 @pytest.mark.large
@@ -645,6 +652,36 @@ def test_lazy_isometry_run_records_itself_and_the_baseline_refuses_it(tmp_path, 
         run_cli("train", "--config", "fashion_mnist-wrn-10", "--quick", "--isometry-every", "4",
                 "--output", str(tmp_path / "wrn"))
     assert not (tmp_path / "wrn").exists(), "refused before any run folder is made"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs", "0"], "epochs=0 must be a positive integer"),
+    (["--batch-size", "-2"], r"batch_size=-2 must be a positive integer \(superpositions per batch\)"),
+    (["--lr", "nan"], "lr=nan must be a finite number > 0"),
+    (["--mixup-alpha", "-1"], "mixup_alpha=-1.0 must be a number >= 0"),
+    (["--steps-per-epoch", "0"], "steps_per_epoch=0 must be a positive integer"),
+    (["--superpositions", "2,x"], "--superpositions '2,x' must be comma-separated integers"),
+    (["--superpositions", "4"], r"capacity 2, so it can be validated at N in \[1, 2\] only, not \[4\]"),
+])
+def test_bad_overrides_are_refused_before_any_run_folder(tmp_path, flags, message):
+    with pytest.raises(SystemExit, match=message):
+        run_cli("train", "--config", "fashion_mnist-mimonet-10-n2", "--quick", *flags, "--output", tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_recipe_checks_its_own_fields_and_train_checks_n_against_the_capacity(tmp_path):
+    from keras_mimo.training import get_recipe, train
+
+    recipe = get_recipe("fashion_mnist-mimonet-10-dynamic")
+    with pytest.raises(ValueError, match="dynamic_p=1.5 must be a probability"):
+        recipe.replace(dynamic_p=1.5)
+    with pytest.raises(ValueError, match=r"eval_superpositions=\(4, 0\) must hold positive integers"):
+        recipe.replace(eval_superpositions=(4, 0))
+    with pytest.raises(ValueError, match="dynamic_low=3: .* the lower N must be one of"):
+        train(recipe.replace(dynamic_low=3), tmp_path / "run", quick=True)
+    with pytest.raises(ValueError, match="steps_per_epoch=0 must be a positive integer"):
+        train(recipe, tmp_path / "run", quick=True, steps_per_epoch=0)
+    assert not (tmp_path / "run").exists()
 
 
 def test_float16_is_refused_for_image_recipes_with_the_reason():

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from keras_mimo.checks import positive_int
 from keras_mimo.data.idx import IDXFormatError, read_idx
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -526,10 +527,7 @@ def augment_train_batch(images, name, seed):
 
 
 def _images_per_batch(batch_size, superposition):
-    for label, value in (("batch_size", batch_size), ("superposition", superposition)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{label} must be a positive integer, got {value!r}.")
-    return int(batch_size) * int(superposition)
+    return positive_int("batch_size", batch_size) * positive_int("superposition", superposition)
 
 
 def _raw_dataset(spec, split, data_dir, source, download, cache):
@@ -614,8 +612,7 @@ def image_train_dataset(
     """
     spec = image_dataset_spec(name)
     images_per_batch = _images_per_batch(batch_size, superposition)
-    if isinstance(passes_per_epoch, bool) or not isinstance(passes_per_epoch, (int, np.integer)) or passes_per_epoch < 1:
-        raise ValueError(f"passes_per_epoch must be a positive integer, got {passes_per_epoch!r}.")
+    passes_per_epoch = positive_int("passes_per_epoch", passes_per_epoch)
     use_mixup = bool(mixup_alpha) and mixup_alpha > 0
     if one_hot_labels is None:
         one_hot_labels = use_mixup

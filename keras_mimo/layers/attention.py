@@ -33,6 +33,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mimo.checks import positive_int
 from keras_mimo.initializers import glorot_uniform
 
 KERNEL_EPSILON = 1e-3
@@ -144,12 +145,6 @@ def _check_heads(name, query, key, value):
         raise ValueError(f"{name}: query, key and value must have the same heads and head_dim, got {shapes}.")
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer.")
-    return int(value)
-
-
 # --------------------------------------------------------------------------- FAVOR+
 @keras.saving.register_keras_serializable(package="keras_mimo")
 class FAVORAttention(keras.layers.Layer):
@@ -167,7 +162,7 @@ class FAVORAttention(keras.layers.Layer):
 
     def __init__(self, num_random_features=256, epsilon=KERNEL_EPSILON, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.num_random_features = _positive_int("num_random_features", num_random_features)
+        self.num_random_features = positive_int("num_random_features", num_random_features)
         if not isinstance(epsilon, (int, float)) or epsilon < 0:
             raise ValueError(f"epsilon={epsilon!r} must be a number >= 0.")
         self.epsilon = float(epsilon)
@@ -330,14 +325,14 @@ class MultiHeadFAVORAttention(GridCapacityConfig, keras.layers.Layer):
     def __init__(self, num_heads, head_dim, output_dim=None, attention="att", capacity=(2, 2),
                  num_random_features=256, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.num_heads = _positive_int("num_heads", num_heads)
-        self.head_dim = _positive_int("head_dim", head_dim)
-        self.output_dim = None if output_dim is None else _positive_int("output_dim", output_dim)
+        self.num_heads = positive_int("num_heads", num_heads)
+        self.head_dim = positive_int("head_dim", head_dim)
+        self.output_dim = None if output_dim is None else positive_int("output_dim", output_dim)
         if attention not in ATTENTION_TYPES:
             raise ValueError(f"attention={attention!r} is unknown: use one of {ATTENTION_TYPES}.")
         self.attention = attention
         self.capacity = (1, 1) if attention == "performer" else check_grid(capacity, name="capacity")
-        self.num_random_features = _positive_int("num_random_features", num_random_features)
+        self.num_random_features = positive_int("num_random_features", num_random_features)
         self.seed = seed
         seeds = iter([None] * 8) if seed is None else iter(range(seed, seed + 8))
         width = self.num_heads * self.head_dim

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mimo.checks import positive_int
 from keras_mimo.initializers import SeededVarianceScaling
 from keras_mimo.superposition import check_superposition
 
@@ -75,9 +76,7 @@ class SuperpositionBinding(keras.layers.Layer):
         super().__init__(**kwargs)
         if binding not in BINDINGS:
             raise ValueError(f"binding={binding!r} is unknown: use one of {BINDINGS}.")
-        if int(capacity) < 1:
-            raise ValueError(f"capacity={capacity!r} must be a positive integer.")
-        self.capacity = int(capacity)
+        self.capacity = positive_int("capacity", capacity)
         self.binding = binding
         self.regularization = float(regularization)
         self.trainable_keys = bool(trainable_keys)

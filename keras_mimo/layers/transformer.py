@@ -17,6 +17,7 @@ Batch order everywhere: input ``b' * M * N + m * N + n`` is grid cell ``(m, n)``
 import keras
 from keras import ops
 
+from keras_mimo.checks import positive_int
 from keras_mimo.initializers import glorot_uniform
 from keras_mimo.layers.attention import (
     GridCapacityConfig,
@@ -24,7 +25,6 @@ from keras_mimo.layers.attention import (
     BipolarKeys,
     MultiHeadFAVORAttention,
     _fresh_seed,
-    _positive_int,
     check_grid,
 )
 
@@ -70,14 +70,14 @@ class MIMOFormerBlock(GridCapacityConfig, keras.layers.Layer):
     def __init__(self, num_heads, head_dim, hidden_dim, attention="att", capacity=(2, 2), num_random_features=256,
                  dropout=0.1, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.num_heads = _positive_int("num_heads", num_heads)
-        self.head_dim = _positive_int("head_dim", head_dim)
-        self.hidden_dim = _positive_int("hidden_dim", hidden_dim)
+        self.num_heads = positive_int("num_heads", num_heads)
+        self.head_dim = positive_int("head_dim", head_dim)
+        self.hidden_dim = positive_int("hidden_dim", hidden_dim)
         if attention not in ATTENTION_TYPES:
             raise ValueError(f"attention={attention!r} is unknown: use one of {ATTENTION_TYPES}.")
         self.attention = attention
         self.capacity = (1, 1) if attention == "performer" else check_grid(capacity, name="capacity")
-        self.num_random_features = _positive_int("num_random_features", num_random_features)
+        self.num_random_features = positive_int("num_random_features", num_random_features)
         if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"dropout={dropout!r} must be a number in [0, 1).")
         self.dropout = float(dropout)

@@ -16,6 +16,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mimo.checks import positive_int
+
 
 # ---------------------------------------------------------------------------------------- files
 @contextlib.contextmanager
@@ -148,9 +150,7 @@ class LazyIsometry(keras.callbacks.Callback):
 
     def __init__(self, every):
         super().__init__()
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"every={every!r} must be a positive integer (1: the penalty on every update).")
-        self.every = int(every)
+        self.every = positive_int("every", every, hint=" (1: the penalty on every update)")
         self.used = []
 
     def on_train_batch_begin(self, batch, logs=None):

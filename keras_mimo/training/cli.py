@@ -84,7 +84,9 @@ def run_train(args):
     if is_lra_config(args.config):
         return _run_lra_train(args)
     _refuse(args, _LRA_ONLY, "an image recipe", "they apply to the LRA configurations (mimoformer-*, performer-*)")
-    from keras_mimo.training.loop import image_precision_policy, train
+    from keras_mimo.checks import positive_int
+    from keras_mimo.training.loop import (check_isometry_every, check_superpositions, image_precision_policy,
+                                          resolve_recipe, train)
 
     overrides = {}
     if args.mixup_alpha is not None:
@@ -93,20 +95,25 @@ def run_train(args):
         overrides["train_split"] = args.train_split
     if args.eval_split:
         overrides["eval_split"] = args.eval_split
-    if args.superpositions:
-        overrides["eval_superpositions"] = tuple(int(n) for n in args.superpositions.split(","))
-    if args.model_override:
-        from keras_mimo.training.loop import resolve_recipe
-
-        model_overrides = dict(resolve_recipe(args.config, quick=args.quick).model_overrides)
-        model_overrides.update(_model_overrides(args.model_override))
-        overrides["model_overrides"] = model_overrides
-    try:
+    try:  # every override is checked here, before any run folder is made
+        if args.superpositions:
+            try:
+                overrides["eval_superpositions"] = tuple(int(n) for n in args.superpositions.split(","))
+            except ValueError:
+                raise ValueError(f"--superpositions {args.superpositions!r} must be comma-separated integers, "
+                                 "e.g. 4,2,1.") from None
+        if args.model_override:
+            model_overrides = dict(resolve_recipe(args.config, quick=args.quick).model_overrides)
+            model_overrides.update(_model_overrides(args.model_override))
+            overrides["model_overrides"] = model_overrides
+        recipe = resolve_recipe(args.config, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                quick=args.quick, **overrides)
+        if args.steps_per_epoch is not None:
+            positive_int("steps_per_epoch", args.steps_per_epoch, hint=" (or leave it out: every full batch)")
+        check_superpositions(recipe)
         image_precision_policy(args.mixed_precision)
         if args.isometry_every is not None:
-            from keras_mimo.training.loop import check_isometry_every, resolve_recipe
-
-            check_isometry_every(resolve_recipe(args.config, quick=args.quick, **overrides), args.isometry_every)
+            check_isometry_every(recipe, args.isometry_every)
     except ValueError as error:
         raise SystemExit(f"keras-mimo train: {error}") from None
     output = args.output or os.path.join("runs", args.config + ("-quick" if args.quick else ""))
@@ -196,9 +203,16 @@ def run_evaluate(args):
             for grid, r in results.items():
                 print(f"grid {grid}: accuracy {100 * r['accuracy']:.2f}%  loss {r['loss']:.4f}")
         return 0
-    superpositions = [int(n) for n in args.superposition.split(",")] if args.superposition else None
-    results = evaluate(args.checkpoint, args.dataset, superpositions, data_dir=args.data_dir,
-                       batch_size=args.batch_size, split=args.split)
+    try:
+        try:
+            superpositions = [int(n) for n in args.superposition.split(",")] if args.superposition else None
+        except ValueError:
+            raise ValueError(f"--superposition {args.superposition!r} must be comma-separated integers, "
+                             "e.g. 1,2,4.") from None
+        results = evaluate(args.checkpoint, args.dataset, superpositions, data_dir=args.data_dir,
+                           batch_size=args.batch_size, split=args.split)
+    except ValueError as error:
+        raise SystemExit(f"keras-mimo evaluate: {error}") from None
     if args.json:
         print(json.dumps({str(n): r for n, r in results.items()}))
     else:

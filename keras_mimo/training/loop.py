@@ -25,6 +25,7 @@ import time
 
 import keras
 
+from keras_mimo.checks import positive_int
 from keras_mimo.training import callbacks as cb
 from keras_mimo.training.optimizers import FilteredSGD
 from keras_mimo.training.precision import global_dtype_policy, mixed_precision_policy
@@ -231,18 +232,35 @@ def _jsonable(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def check_isometry_every(recipe, every):
-    """Returns ``every`` (lazy isometry regularisation) if it is a positive int the recipe's model can use; else a ValueError."""
+def _model_argument(recipe, name, absent):
+    """The constructor argument ``name`` the recipe's model gets (its default if not set); ``absent`` if it has none."""
     from keras_mimo.models.registry import model_class_and_config
 
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ValueError(f"isometry_every={every!r} must be a positive integer (1: the penalty on every update).")
+    cls, config = model_class_and_config(recipe.model)
+    parameter = inspect.signature(cls).parameters.get(name)
+    return absent if parameter is None else {**config, **recipe.model_overrides}.get(name, parameter.default)
+
+
+def check_superpositions(recipe):
+    """A ValueError unless every N the recipe validates at (and a dynamic run's lower N) divides the model's capacity."""
+    from keras_mimo.superposition import allowed_superpositions
+
+    capacity = _model_argument(recipe, "capacity", 1)
+    allowed = allowed_superpositions(capacity)
+    wrong = [n for n in recipe.eval_superpositions or () if n not in allowed]
+    if wrong:
+        raise ValueError(f"eval_superpositions={recipe.eval_superpositions!r}: {recipe.name}'s model has capacity "
+                         f"{capacity}, so it can be validated at N in {allowed} only, not {wrong}.")
+    if recipe.dynamic_p is not None and recipe.dynamic_low not in allowed:
+        raise ValueError(f"dynamic_low={recipe.dynamic_low}: {recipe.name}'s model has capacity {capacity}, so "
+                         f"the lower N must be one of {allowed}.")
+
+
+def check_isometry_every(recipe, every):
+    """Returns ``every`` (lazy isometry regularisation) if it is a positive int the recipe's model can use; else a ValueError."""
+    every = positive_int("isometry_every", every, hint=" (1: the penalty on every update)")
     if every > 1:
-        cls, config = model_class_and_config(recipe.model)
-        parameter = inspect.signature(cls).parameters.get("isometry_regularization")
-        weight = 0.0 if parameter is None else {**config, **recipe.model_overrides}.get("isometry_regularization",
-                                                                                       parameter.default)
-        if not weight:
+        if not _model_argument(recipe, "isometry_regularization", 0.0):
             raise ValueError(f"isometry_every={every}: {recipe.name}'s model ({recipe.model}) has no isometry "
                              "regulariser to apply lazily; leave it at 1.")
     return every
@@ -276,6 +294,9 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
     (``callbacks.LazyIsometry``): the same gradient on average for a k-th of its fixed cost per step.
     """
     recipe = resolve_recipe(config, epochs=epochs, batch_size=batch_size, lr=lr, quick=quick, **overrides)
+    if steps_per_epoch is not None:
+        positive_int("steps_per_epoch", steps_per_epoch, hint=" (or None: every full batch)")
+    check_superpositions(recipe)
     run_config = {k: _jsonable(v) for k, v in recipe.to_dict().items()}
     run_config.update(seed=seed, steps_per_epoch_cap=steps_per_epoch, data_parallel=bool(data_parallel))
     policy = image_precision_policy(mixed_precision)
@@ -396,9 +417,14 @@ def evaluate(checkpoint, dataset, superpositions=None, *, data_dir=None, batch_s
     from keras_mimo.data import image_eval_dataset
     import keras_mimo.models  # noqa: F401  (registers the model classes)
 
+    from keras_mimo.superposition import check_superposition
+
+    if not os.path.isfile(checkpoint):
+        raise ValueError(f"checkpoint {str(checkpoint)!r} is not a file: pass a .keras file that keras-mimo train "
+                         "wrote (best.keras or last.keras in the run folder).")
     model = keras.saving.load_model(checkpoint, compile=False)
     capacity = getattr(model, "capacity", 1)
-    superpositions = [int(n) for n in (superpositions or [capacity])]
+    superpositions = [check_superposition(n, capacity) for n in (superpositions or [capacity])]  # all before any pass
     compile_for_scoring(model)
     data = image_eval_dataset(dataset, batch_size, capacity, data_dir=data_dir, split=split)
     results = {}

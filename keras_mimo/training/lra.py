@@ -34,6 +34,7 @@ import time
 
 import keras
 
+from keras_mimo.checks import positive_int, positive_number
 from keras_mimo.training import callbacks as cb
 from keras_mimo.training.loop import (compile_for_scoring, logged_column, prepare_run_folder, resume_from_last,
                                       run_folder_callbacks, _steps_of)
@@ -89,13 +90,15 @@ def resolve_lra_recipe(config, *, steps=None, batch_size=None, lr=None, warmup_s
                       batch_size=2 * grid[0] * grid[1], mimo_warmup_steps=min(recipe["mimo_warmup_steps"], 2))
         if recipe["task"] in _LENGTH_TASKS:
             data["max_length"] = QUICK_LENGTH
-    for key, value in dict(num_train_steps=steps, batch_size=batch_size, learning_rate=lr, warmup_steps=warmup_steps,
+    for key, value in dict(num_train_steps=steps, batch_size=batch_size, warmup_steps=warmup_steps,
                            eval_frequency=eval_frequency, num_eval_steps=eval_steps).items():
         if value is not None:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"{key}={value!r} must be a positive number.")
-            recipe[key] = value
+            recipe[key] = positive_int(key, value)
+    if lr is not None:
+        recipe["learning_rate"] = positive_number("learning_rate", lr)
     if mimo_warmup_steps is not None:
+        if isinstance(mimo_warmup_steps, bool) or not isinstance(mimo_warmup_steps, int) or mimo_warmup_steps < 0:
+            raise ValueError(f"mimo_warmup_steps={mimo_warmup_steps!r} must be an integer >= 0 (0: no MIMO warm-up).")
         if recipe["attention"] != "att" and mimo_warmup_steps:
             raise ValueError(f"{config} is not an 'att.' model: the MIMO warm-up only applies to mimoformer-att-* "
                              "configurations (the reference does it only there).")
@@ -104,7 +107,7 @@ def resolve_lra_recipe(config, *, steps=None, batch_size=None, lr=None, warmup_s
         if recipe["task"] not in _LENGTH_TASKS:
             raise ValueError(f"max_length only applies to listops, text and retrieval: {recipe['task']} sequences are "
                              "images of fixed size.")
-        data["max_length"] = int(max_length)
+        data["max_length"] = positive_int("max_length", max_length)
     if "max_length" in data:
         model_kwargs["max_length"] = _power_of_two_at_least(data["max_length"])
     model_kwargs.update(model_overrides or {})

@@ -39,6 +39,8 @@ examples (``train[:64]`` / ``test[:32]``).
 
 import dataclasses
 
+from keras_mimo.checks import positive_int, positive_number
+
 PAPER_OPTIMIZER = dict(lr=0.2, weight_decay=1e-5, pct_start=0.3, div_factor=25.0, final_div_factor=1e4,
                        base_momentum=0.85, max_momentum=0.95, gradient_filter=10.0, clipnorm=1e3)
 
@@ -70,6 +72,21 @@ class TrainingRecipe:
     train_split: str = "train"
     eval_split: str = "test"
     augment: bool = True
+
+    def __post_init__(self):
+        # Overrides arrive from the command line: refuse a value that would train nothing, or wrongly,
+        # before any run folder is made.
+        positive_int("epochs", self.epochs)
+        positive_int("batch_size", self.batch_size, hint=" (superpositions per batch)")
+        positive_number("lr", self.lr)
+        if isinstance(self.mixup_alpha, bool) or not isinstance(self.mixup_alpha, (int, float)) or not self.mixup_alpha >= 0:
+            raise ValueError(f"mixup_alpha={self.mixup_alpha!r} must be a number >= 0 (0 turns mixup off).")
+        if self.dynamic_p is not None and not (isinstance(self.dynamic_p, (int, float)) and 0.0 <= self.dynamic_p <= 1.0):
+            raise ValueError(f"dynamic_p={self.dynamic_p!r} must be a probability in [0, 1] (or None: fixed N).")
+        positive_int("dynamic_low", self.dynamic_low)
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.eval_superpositions or ()):
+            raise ValueError(f"eval_superpositions={self.eval_superpositions!r} must hold positive integers "
+                             "(the N to validate at).")
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_mimo.checks import positive_int
 from keras_mimo.layers.activations import ACTIVATIONS
 from keras_mimo.layers.binding import BINDINGS, SuperpositionBinding
 from keras_mimo.initializers import glorot_uniform, he_fan_out
@@ -10,12 +11,6 @@ from keras_mimo.layers.regularizers import IsometryRegularizer
 from keras_mimo.layers.residual import PreActWideBlock, batch_norm, conv_then_batch_norm
 from keras_mimo.layers.unbinding import UnbindingHead
 from keras_mimo.superposition import SwitchableSuperposition, check_superposition, pad_to_multiple
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer.")
-    return value
 
 
 def _check_image_shape(input_shape):
@@ -56,13 +51,13 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
     def __init__(self, depth=28, width=10, initial_width=4, num_classes=10, capacity=4, binding="hrr",
                  activation="prelu", input_shape=(32, 32, 3), superposition=None, binding_regularization=0.1,
                  isometry_regularization=1e-4, trainable_keys=True, activation_init=None, seed=None, **kwargs):
-        depth = _positive_int("depth", depth)
+        depth = positive_int("depth", depth)
         if depth < 10 or (depth - 4) % 6:
             raise ValueError(f"depth={depth} is not a Wide-ResNet depth: it must be 6k + 4 with k >= 1 (10, 16, 22, 28, ...).")
-        width = _positive_int("width", width)
-        initial_width = _positive_int("initial_width", initial_width)
-        num_classes = _positive_int("num_classes", num_classes)
-        capacity = _positive_int("capacity", capacity)
+        width = positive_int("width", width)
+        initial_width = positive_int("initial_width", initial_width)
+        num_classes = positive_int("num_classes", num_classes)
+        capacity = positive_int("capacity", capacity)
         if binding not in BINDINGS:
             raise ValueError(f"binding={binding!r} is unknown: use one of {BINDINGS}.")
         if activation not in ACTIVATIONS:

@@ -4,18 +4,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mimo.checks import positive_int
 from keras_mimo.initializers import SeededVarianceScaling, glorot_uniform
 from keras_mimo.layers.attention import ATTENTION_TYPES, check_grid
 from keras_mimo.layers.transformer import LAYER_NORM_EPSILON, MIMOFormerBlock
 from keras_mimo.superposition import SwitchableSuperposition, pad_to_multiple
 
 POOLINGS = ("masked_mean", "mean")
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer.")
-    return int(value)
 
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
@@ -62,17 +57,17 @@ class MIMOFormer(SwitchableSuperposition, keras.Model):
     def __init__(self, vocab_size, max_length, num_classes=10, embedding_dim=64, hidden_dim=128, num_heads=2,
                  head_dim=32, num_layers=2, attention="att", capacity=(2, 2), grid=None, num_random_features=256,
                  dropout=0.1, pooling="masked_mean", dual=False, seed=None, **kwargs):
-        vocab_size = _positive_int("vocab_size", vocab_size)
+        vocab_size = positive_int("vocab_size", vocab_size)
         if vocab_size < 2:
             raise ValueError(f"vocab_size={vocab_size} must be at least 2: id 0 is the padding token.")
-        max_length = _positive_int("max_length", max_length)
-        num_classes = _positive_int("num_classes", num_classes)
-        embedding_dim = _positive_int("embedding_dim", embedding_dim)
-        hidden_dim = _positive_int("hidden_dim", hidden_dim)
-        num_heads = _positive_int("num_heads", num_heads)
-        head_dim = _positive_int("head_dim", head_dim)
-        num_layers = _positive_int("num_layers", num_layers)
-        num_random_features = _positive_int("num_random_features", num_random_features)
+        max_length = positive_int("max_length", max_length)
+        num_classes = positive_int("num_classes", num_classes)
+        embedding_dim = positive_int("embedding_dim", embedding_dim)
+        hidden_dim = positive_int("hidden_dim", hidden_dim)
+        num_heads = positive_int("num_heads", num_heads)
+        head_dim = positive_int("head_dim", head_dim)
+        num_layers = positive_int("num_layers", num_layers)
+        num_random_features = positive_int("num_random_features", num_random_features)
         if attention not in ATTENTION_TYPES:
             raise ValueError(f"attention={attention!r} is unknown: use one of {ATTENTION_TYPES}.")
         capacity = check_grid(capacity, name="capacity")
