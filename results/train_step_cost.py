@@ -12,6 +12,7 @@ import time
 import keras
 import numpy as np
 
+from keras_mimo.checks import positive_int
 from keras_mimo.models import create_model
 from keras_mimo.training.recipes import get_recipe
 
@@ -77,12 +78,9 @@ def step_time(model, superpositions=32, steps=40, warmup=5):
 def positive(text):
     """argparse type: a positive integer, or an error that says so."""
     try:
-        value = int(text)
+        return positive_int("value", int(text))
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer") from None
 
 
 if __name__ == "__main__":

@@ -84,9 +84,7 @@ def run_train(args):
     if is_lra_config(args.config):
         return _run_lra_train(args)
     _refuse(args, _LRA_ONLY, "an image recipe", "they apply to the LRA configurations (mimoformer-*, performer-*)")
-    from keras_mimo.checks import positive_int
-    from keras_mimo.training.loop import (check_isometry_every, check_superpositions, image_precision_policy,
-                                          resolve_recipe, train)
+    from keras_mimo.training.loop import check_run_arguments, resolve_recipe, train
 
     overrides = {}
     if args.mixup_alpha is not None:
@@ -97,30 +95,22 @@ def run_train(args):
         overrides["eval_split"] = args.eval_split
     try:  # every override is checked here, before any run folder is made
         if args.superpositions:
-            try:
-                overrides["eval_superpositions"] = tuple(int(n) for n in args.superpositions.split(","))
-            except ValueError:
-                raise ValueError(f"--superpositions {args.superpositions!r} must be comma-separated integers, "
-                                 "e.g. 4,2,1.") from None
+            overrides["eval_superpositions"] = tuple(_integers("--superpositions", args.superpositions, "4,2,1"))
         if args.model_override:
             model_overrides = dict(resolve_recipe(args.config, quick=args.quick).model_overrides)
             model_overrides.update(_model_overrides(args.model_override))
             overrides["model_overrides"] = model_overrides
+        isometry_every = 1 if args.isometry_every is None else args.isometry_every
         recipe = resolve_recipe(args.config, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                 quick=args.quick, **overrides)
-        if args.steps_per_epoch is not None:
-            positive_int("steps_per_epoch", args.steps_per_epoch, hint=" (or leave it out: every full batch)")
-        check_superpositions(recipe)
-        image_precision_policy(args.mixed_precision)
-        if args.isometry_every is not None:
-            check_isometry_every(recipe, args.isometry_every)
+        check_run_arguments(recipe, args.steps_per_epoch, args.mixed_precision, isometry_every)
     except ValueError as error:
         raise SystemExit(f"keras-mimo train: {error}") from None
     output = args.output or os.path.join("runs", args.config + ("-quick" if args.quick else ""))
     train(args.config, output, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, data_dir=args.data_dir,
           seed=0 if args.seed is None else args.seed, quick=args.quick, verbose="auto" if args.verbose is None else args.verbose,
           data_parallel=args.data_parallel, tensorboard=not args.no_tensorboard,
-          mixed_precision=args.mixed_precision or "auto", isometry_every=1 if args.isometry_every is None else args.isometry_every,
+          mixed_precision=args.mixed_precision or "auto", isometry_every=isometry_every,
           steps_per_epoch=args.steps_per_epoch, jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
           **overrides)
     return 0
@@ -131,6 +121,14 @@ def _refuse(args, names, what, why):
     if given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise SystemExit(f"keras-mimo train: {flags} cannot be used with {args.config}, {what}: {why}.")
+
+
+def _integers(flag, text, example):
+    """The comma-separated integers of a flag's value; a ValueError that shows the expected form otherwise."""
+    try:
+        return [int(n) for n in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{flag} {text!r} must be comma-separated integers, e.g. {example}.") from None
 
 
 def _model_overrides(items):
@@ -204,11 +202,7 @@ def run_evaluate(args):
                 print(f"grid {grid}: accuracy {100 * r['accuracy']:.2f}%  loss {r['loss']:.4f}")
         return 0
     try:
-        try:
-            superpositions = [int(n) for n in args.superposition.split(",")] if args.superposition else None
-        except ValueError:
-            raise ValueError(f"--superposition {args.superposition!r} must be comma-separated integers, "
-                             "e.g. 1,2,4.") from None
+        superpositions = _integers("--superposition", args.superposition, "1,2,4") if args.superposition else None
         results = evaluate(args.checkpoint, args.dataset, superpositions, data_dir=args.data_dir,
                            batch_size=args.batch_size, split=args.split)
     except ValueError as error:

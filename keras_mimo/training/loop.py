@@ -266,6 +266,19 @@ def check_isometry_every(recipe, every):
     return every
 
 
+def check_run_arguments(recipe, steps_per_epoch, mixed_precision, isometry_every):
+    """Checks a run's arguments beyond the recipe's own fields (a ValueError naming the bad one); returns its dtype policy.
+
+    ``train`` calls it before making the run folder; the CLI calls it first to print a one-line error.
+    """
+    if steps_per_epoch is not None:
+        positive_int("steps_per_epoch", steps_per_epoch, hint=" (or leave it out: every full batch)")
+    check_superpositions(recipe)
+    policy = image_precision_policy(mixed_precision)
+    check_isometry_every(recipe, isometry_every)
+    return policy
+
+
 def image_precision_policy(mode):
     """The dtype policy of an image run for ``--mixed-precision mode`` (None: float32, the reference's)."""
     policy = mixed_precision_policy(mode)
@@ -294,15 +307,12 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
     (``callbacks.LazyIsometry``): the same gradient on average for a k-th of its fixed cost per step.
     """
     recipe = resolve_recipe(config, epochs=epochs, batch_size=batch_size, lr=lr, quick=quick, **overrides)
-    if steps_per_epoch is not None:
-        positive_int("steps_per_epoch", steps_per_epoch, hint=" (or None: every full batch)")
-    check_superpositions(recipe)
+    policy = check_run_arguments(recipe, steps_per_epoch, mixed_precision, isometry_every)
     run_config = {k: _jsonable(v) for k, v in recipe.to_dict().items()}
     run_config.update(seed=seed, steps_per_epoch_cap=steps_per_epoch, data_parallel=bool(data_parallel))
-    policy = image_precision_policy(mixed_precision)
     if policy:  # float32 runs keep the config.json of earlier versions, so their folders still resume
         run_config["mixed_precision"] = policy
-    if check_isometry_every(recipe, isometry_every) > 1:  # likewise recorded only when not the default
+    if isometry_every > 1:  # likewise recorded only when not the default
         run_config["isometry_every"] = isometry_every
     output_dir = prepare_run_folder(output_dir, run_config)
     with global_dtype_policy(policy):
