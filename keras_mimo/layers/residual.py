@@ -30,6 +30,43 @@ def conv_then_batch_norm(inputs, conv, bn, training):
     return ops.conv(inputs, kernel, strides=conv.strides, padding=padding) + ops.cast(bias, inputs.dtype)
 
 
+def stem_conv_then_batch_norm(images, conv, bn, training):
+    """``bn(conv(images))`` for a stem on raw images, without a BN pass over its output when training.
+
+    The stem runs on every image (N times the body's batch) at full resolution with more channels
+    than the images have, so a training-mode BatchNorm on its output is several passes over the
+    largest tensor of the step (most of the stem's cost on a CPU). The conv is linear, so its
+    per-channel batch mean and variance follow from the mean and covariance of the input patches:
+    with patches ``p`` and kernel columns ``w_c``, ``mean_c = mean(p) . w_c`` and
+    ``var_c = w_c^T cov(p) w_c``. For a stem the patches are small (``kh * kw * C_in``, 9 for
+    1-channel images), so these statistics cost little. BN then folds into the kernel and a bias,
+    as at inference. Batch statistics, the moving-average update and the gradients are those of
+    ``bn(conv(images), training=True)``, up to rounding (checked by the tests).
+    """
+    if not (training and bn.trainable) or conv.use_bias:
+        return conv_then_batch_norm(images, conv, bn, training)
+    kernel = ops.cast(conv.kernel, "float32")
+    kh, kw, in_channels, out_channels = kernel.shape
+    size = kh * kw * in_channels
+    padding = "same" if conv.padding == "same" else "valid"
+    # Each output position's input patch, in the kernel's (kh, kw, C_in) order: a conv with an identity kernel.
+    identity = ops.reshape(ops.eye(size, dtype="float32"), (kh, kw, in_channels, size))
+    patches = ops.conv(ops.cast(images, "float32"), identity, strides=conv.strides, padding=padding)
+    patches = ops.reshape(patches, (-1, size))
+    patch_mean = ops.mean(patches, axis=0)
+    centred = patches - patch_mean
+    patch_covariance = ops.matmul(ops.transpose(centred), centred) / ops.cast(ops.shape(centred)[0], "float32")
+    columns = ops.reshape(kernel, (size, out_channels))
+    mean = ops.matmul(patch_mean[None, :], columns)[0]
+    variance = ops.sum(columns * ops.matmul(patch_covariance, columns), axis=0)
+    bn.moving_mean.assign(bn.moving_mean * bn.momentum + mean * (1.0 - bn.momentum))
+    bn.moving_variance.assign(bn.moving_variance * bn.momentum + variance * (1.0 - bn.momentum))
+    scale = ops.cast(bn.gamma, "float32") * ops.rsqrt(variance + bn.epsilon)
+    bias = ops.cast(bn.beta, "float32") - mean * scale
+    folded = ops.cast(kernel * scale, images.dtype)
+    return ops.conv(images, folded, strides=conv.strides, padding=padding) + ops.cast(bias, images.dtype)
+
+
 @keras.saving.register_keras_serializable(package="keras_mimo")
 class PreActWideBlock(keras.layers.Layer):
     """BN -> act -> conv3x3(stride) -> BN -> act -> conv3x3, plus the shortcut.

@@ -8,7 +8,7 @@ from keras_mimo.layers.activations import ACTIVATIONS
 from keras_mimo.layers.binding import BINDINGS, SuperpositionBinding
 from keras_mimo.initializers import glorot_uniform, he_fan_out
 from keras_mimo.layers.regularizers import IsometryRegularizer
-from keras_mimo.layers.residual import PreActWideBlock, batch_norm, conv_then_batch_norm
+from keras_mimo.layers.residual import PreActWideBlock, batch_norm, stem_conv_then_batch_norm
 from keras_mimo.layers.unbinding import UnbindingHead
 from keras_mimo.superposition import SwitchableSuperposition, check_superposition, pad_to_multiple
 
@@ -190,7 +190,7 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         self._check_images(images)
         n = self._superposition
         count = ops.shape(images)[0]
-        x = self.stem_act(conv_then_batch_norm(images, self.stem_conv, self.stem_bn, training))
+        x = self.stem_act(stem_conv_then_batch_norm(images, self.stem_conv, self.stem_bn, training))
         x = self.bind(pad_to_multiple(x, n), superposition=n)
         for block in self.blocks:
             x = block(x, training=training)
