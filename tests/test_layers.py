@@ -14,6 +14,7 @@ from keras_mimo.layers import (
     UnbindingHead,
 )
 from keras_mimo.layers.binding import circulant_indices
+from keras_mimo.layers.residual import batch_norm, stem_conv_then_batch_norm
 
 
 def circular_convolution(x, key):
@@ -185,6 +186,38 @@ def test_inference_folds_batch_norm_into_convolutions_exactly(strides):
     out = block.conv2(block.act2(block.bn2(block.conv1(out), training=False)))
     unfolded = out + block.shortcut_bn(block.shortcut_conv(x), training=False)
     assert_close(block(x, training=False), unfolded, rtol=1e-5)
+
+
+def conv_and_batch_norm(kernel_size, strides, padding, in_channels, filters, seed):
+    """A bias-free conv and a BN with random gamma and beta, built for 9x9 inputs."""
+    conv = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
+                               kernel_initializer=keras.initializers.RandomNormal(seed=seed))
+    conv.build((None, 9, 9, in_channels))
+    bn = batch_norm("bn")
+    bn.build(conv.compute_output_shape((None, 9, 9, in_channels)))
+    rng = np.random.default_rng(seed)
+    bn.gamma.assign(rng.normal(size=filters).astype("float32"))
+    bn.beta.assign(rng.normal(size=filters).astype("float32"))
+    return conv, bn
+
+
+@pytest.mark.parametrize("kernel_size,strides,padding,in_channels", [(3, 1, "same", 1), (3, 1, "same", 3), (3, 2, "valid", 2), (1, 1, "same", 3)])
+def test_stem_batch_statistics_from_input_patches_equal_batch_norm(kernel_size, strides, padding, in_channels):
+    # An offset mean and unequal channel scales, so both the mean and the covariance terms matter.
+    images = random_inputs((10, 9, 9, in_channels), seed=4) * np.linspace(0.5, 2.0, in_channels) + 1.5
+    folded_conv, folded_bn = conv_and_batch_norm(kernel_size, strides, padding, in_channels, 6, seed=5)
+    plain_conv, plain_bn = conv_and_batch_norm(kernel_size, strides, padding, in_channels, 6, seed=5)
+    folded = stem_conv_then_batch_norm(images, folded_conv, folded_bn, training=True)
+    plain = plain_bn(plain_conv(images), training=True)
+    assert_close(folded, plain, rtol=1e-5)
+    # The moving statistics moved off their initial 0 and 1, and by the same amounts.
+    assert not np.allclose(keras.ops.convert_to_numpy(folded_bn.moving_mean), 0.0)
+    assert not np.allclose(keras.ops.convert_to_numpy(folded_bn.moving_variance), 1.0)
+    assert_close(folded_bn.moving_mean, plain_bn.moving_mean, rtol=1e-5)
+    assert_close(folded_bn.moving_variance, plain_bn.moving_variance, rtol=1e-5)
+    # Inference uses the moving statistics, folded the same way as the body's convolutions.
+    assert_close(stem_conv_then_batch_norm(images, folded_conv, folded_bn, training=False),
+                 plain_bn(plain_conv(images), training=False), rtol=1e-5)
 
 
 def test_shifted_relu():

@@ -191,6 +191,31 @@ def test_fit_updates_weights_with_regularised_loss():
     assert all("keys" not in v.path for v in frozen.trainable_weights)
 
 
+def test_stem_trains_exactly_like_a_plain_batch_norm(monkeypatch):
+    """The stem's BN, folded with statistics from the input patches, takes the same SGD step as ``bn(conv(x))``."""
+    from keras_mimo.models.mimoconv import mimoconv
+
+    x, y = random_inputs((12, 8, 8, 3), seed=2) + 0.5, np.arange(12) % 5
+
+    def one_step():
+        model = tiny_model(superposition=2, seed=11)
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        before = [keras.ops.convert_to_numpy(v).copy() for v in model.weights]
+        loss = model.train_on_batch(x, y)
+        return loss, before, model
+
+    folded_loss, before, folded = one_step()
+    monkeypatch.setattr(mimoconv, "stem_conv_then_batch_norm", lambda images, conv, bn, training: bn(conv(images), training=training))
+    plain_loss, _, plain = one_step()
+    assert folded_loss == pytest.approx(plain_loss, rel=1e-5)
+    for initial, ours, theirs in zip(before, folded.weights, plain.weights):
+        assert ours.path.split("/", 1)[-1] == theirs.path.split("/", 1)[-1]
+        if "stem" in ours.path:  # kernel, gamma, beta and the moving statistics all moved
+            assert not np.allclose(keras.ops.convert_to_numpy(ours), initial), f"{ours.path} did not change"
+        # A floor on the scale: a few weights are near 0, where the two differ only by rounding.
+        assert_close(ours, theirs, rtol=1e-4, scale=max(float(np.max(np.abs(keras.ops.convert_to_numpy(theirs)))), 1e-3))
+
+
 def test_mixed_precision_runs_and_returns_float32_logits():
     model = tiny_model(dtype="mixed_bfloat16")
     x, y = random_inputs((6, 8, 8, 3)), np.arange(6) % 5
