@@ -22,9 +22,18 @@ def conv_then_batch_norm(inputs, conv, bn, training):
     """
     if training:
         return bn(conv(inputs), training=True)
-    # Fold in float32 (BN statistics stay float32 under mixed precision), then compute in the input's dtype.
-    scale = ops.cast(bn.gamma, "float32") * ops.rsqrt(ops.cast(bn.moving_variance, "float32") + bn.epsilon)
-    bias = ops.cast(bn.beta, "float32") - ops.cast(bn.moving_mean, "float32") * scale
+    return _conv_with_folded_batch_norm(
+        inputs, conv, bn, ops.cast(bn.moving_mean, "float32"), ops.cast(bn.moving_variance, "float32"))
+
+
+def _conv_with_folded_batch_norm(inputs, conv, bn, mean, variance):
+    """``conv(inputs)`` normalised with ``mean`` and ``variance`` by BN ``bn``, as one conv plus a bias.
+
+    The fold is computed in float32 (BN statistics stay float32 under mixed precision); the conv runs in the
+    input's dtype.
+    """
+    scale = ops.cast(bn.gamma, "float32") * ops.rsqrt(variance + bn.epsilon)
+    bias = ops.cast(bn.beta, "float32") - mean * scale
     kernel = ops.cast(ops.cast(conv.kernel, "float32") * scale, inputs.dtype)
     padding = "same" if conv.padding == "same" else "valid"
     return ops.conv(inputs, kernel, strides=conv.strides, padding=padding) + ops.cast(bias, inputs.dtype)
@@ -43,7 +52,8 @@ def stem_conv_then_batch_norm(images, conv, bn, training):
     as at inference. Batch statistics, the moving-average update and the gradients are those of
     ``bn(conv(images), training=True)``, up to rounding (checked by the tests).
     """
-    if not (training and bn.trainable) or conv.use_bias:
+    if not (training and bn.trainable) or conv.use_bias or tuple(conv.dilation_rate) != (1, 1):
+        # Inference, a frozen BN, or a conv the patch statistics below do not cover (a bias, dilation).
         return conv_then_batch_norm(images, conv, bn, training)
     kernel = ops.cast(conv.kernel, "float32")
     kh, kw, in_channels, out_channels = kernel.shape
@@ -61,10 +71,7 @@ def stem_conv_then_batch_norm(images, conv, bn, training):
     variance = ops.sum(columns * ops.matmul(patch_covariance, columns), axis=0)
     bn.moving_mean.assign(bn.moving_mean * bn.momentum + mean * (1.0 - bn.momentum))
     bn.moving_variance.assign(bn.moving_variance * bn.momentum + variance * (1.0 - bn.momentum))
-    scale = ops.cast(bn.gamma, "float32") * ops.rsqrt(variance + bn.epsilon)
-    bias = ops.cast(bn.beta, "float32") - mean * scale
-    folded = ops.cast(kernel * scale, images.dtype)
-    return ops.conv(images, folded, strides=conv.strides, padding=padding) + ops.cast(bias, images.dtype)
+    return _conv_with_folded_batch_norm(images, conv, bn, mean, variance)
 
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
