@@ -45,12 +45,16 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         isometry_regularization: weight of the isometry regulariser on body convolutions (0 disables).
         trainable_keys: whether binding keys are trained.
         activation_init: initial PReLU slope / SReLU offset (None: 0.5 / -1).
+        stem_stride: stride of the stem convolution (1 as in the paper; 2 halves the resolution of the stem
+            output, the superposition and the whole body, for about a quarter of their cost). A strided stem
+            pads one pixel on every side, as the body's strided convolutions do.
         seed: seed of every initialiser (keys included), for repeatable models.
     """
 
     def __init__(self, depth=28, width=10, initial_width=4, num_classes=10, capacity=4, binding="hrr",
                  activation="prelu", input_shape=(32, 32, 3), superposition=None, binding_regularization=0.1,
-                 isometry_regularization=1e-4, trainable_keys=True, activation_init=None, seed=None, **kwargs):
+                 isometry_regularization=1e-4, trainable_keys=True, activation_init=None, stem_stride=1, seed=None,
+                 **kwargs):
         depth = positive_int("depth", depth)
         if depth < 10 or (depth - 4) % 6:
             raise ValueError(f"depth={depth} is not a Wide-ResNet depth: it must be 6k + 4 with k >= 1 (10, 16, 22, 28, ...).")
@@ -58,6 +62,8 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         initial_width = positive_int("initial_width", initial_width)
         num_classes = positive_int("num_classes", num_classes)
         capacity = positive_int("capacity", capacity)
+        if stem_stride not in (1, 2) or isinstance(stem_stride, bool):
+            raise ValueError(f"stem_stride={stem_stride!r} must be 1 (full resolution, the paper's) or 2 (half resolution).")
         if binding not in BINDINGS:
             raise ValueError(f"binding={binding!r} is unknown: use one of {BINDINGS}.")
         if activation not in ACTIVATIONS:
@@ -85,6 +91,7 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         self.isometry_regularization = float(isometry_regularization)
         self.trainable_keys = bool(trainable_keys)
         self.activation_init = activation_init
+        self.stem_stride = stem_stride
         self.seed = seed
 
         with self._sublayers_in_own_dtype_policy():
@@ -93,7 +100,8 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
 
             stem_channels = 16 * initial_width
             self.stem_conv = keras.layers.Conv2D(
-                stem_channels, 3, padding="same", use_bias=False, kernel_initializer=he_fan_out(next_seed()), name="stem_conv"
+                stem_channels, 3, strides=stem_stride, padding="same" if stem_stride == 1 else "valid", use_bias=False,
+                kernel_initializer=he_fan_out(next_seed()), name="stem_conv",
             )
             self.stem_bn = batch_norm("stem_bn")
             self.stem_act = keras.layers.ReLU(name="stem_act")
@@ -176,7 +184,8 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         if tuple(input_shape[1:]) != self.image_shape:
             raise ValueError(f"{self.name} was built for images of shape {self.image_shape}, got {input_shape[1:]}.")
         self.stem_conv.build(input_shape)
-        shape = (None,) + input_shape[1:3] + (16 * self.initial_width,)
+        shape = (None,) + tuple(None if size is None else (size - 1) // self.stem_stride + 1 for size in input_shape[1:3])
+        shape += (16 * self.initial_width,)
         self.stem_bn.build(shape)
         self.bind.build(shape)
         for block in self.blocks:
@@ -190,6 +199,8 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         self._check_images(images)
         n = self._superposition
         count = ops.shape(images)[0]
+        if self.stem_stride > 1:  # one pixel on every side, as PyTorch's padding=1 (Keras' "same" is asymmetric)
+            images = ops.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)))
         x = self.stem_act(stem_conv_then_batch_norm(images, self.stem_conv, self.stem_bn, training))
         x = self.bind(pad_to_multiple(x, n), superposition=n)
         for block in self.blocks:
@@ -216,7 +227,7 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
             capacity=self.capacity, binding=self.binding, activation=self.activation, input_shape=self.image_shape,
             superposition=self._superposition, binding_regularization=self.binding_regularization,
             isometry_regularization=self.isometry_regularization, trainable_keys=self.trainable_keys,
-            activation_init=self.activation_init, seed=self.seed,
+            activation_init=self.activation_init, stem_stride=self.stem_stride, seed=self.seed,
         )
         return config
 
@@ -238,10 +249,12 @@ class WideResNet(MIMOConv):
         num_classes: classifier outputs.
         input_shape: (height, width, channels) of one image.
         initial_width: stem width factor (1: the classic 16-channel stem).
+        stem_stride: stride of the stem convolution (1: the classic WRN; 2: the body at half resolution).
         seed: seed of every initialiser.
     """
 
-    def __init__(self, depth=28, width=10, num_classes=10, input_shape=(32, 32, 3), initial_width=1, seed=None, **kwargs):
+    def __init__(self, depth=28, width=10, num_classes=10, input_shape=(32, 32, 3), initial_width=1, stem_stride=1, seed=None,
+                 **kwargs):
         for fixed in ("capacity", "binding", "activation", "superposition", "binding_regularization",
                       "isometry_regularization", "trainable_keys", "activation_init"):
             if fixed in kwargs:
@@ -249,13 +262,13 @@ class WideResNet(MIMOConv):
         super().__init__(
             depth=depth, width=width, initial_width=initial_width, num_classes=num_classes, capacity=1, binding="none",
             activation="relu", input_shape=input_shape, binding_regularization=0.0, isometry_regularization=0.0,
-            seed=seed, **kwargs,
+            stem_stride=stem_stride, seed=seed, **kwargs,
         )
 
     def get_config(self):
         config = keras.Model.get_config(self)
         config.update(
             depth=self.depth, width=self.width, num_classes=self.num_classes, input_shape=self.image_shape,
-            initial_width=self.initial_width, seed=self.seed,
+            initial_width=self.initial_width, stem_stride=self.stem_stride, seed=self.seed,
         )
         return config
