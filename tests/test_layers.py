@@ -151,6 +151,9 @@ def test_wide_block_identity_shortcut_and_strided_padding():
     strided = PreActWideBlock(filters=4, strides=2)
     assert tuple(strided(random_inputs((1, 5, 5, 4))).shape) == (1, 3, 3, 4)
     assert strided.has_projection
+    for size, out in ((2, 1), (1, 1)):  # padded by one pixel per side, a strided block takes inputs down to 1x1
+        tiny = PreActWideBlock(filters=4, strides=2)
+        assert tuple(tiny(random_inputs((2, size, size, 4))).shape) == (2, out, out, 4)
 
 
 def test_strided_block_pads_symmetrically_like_pytorch():

@@ -37,6 +37,7 @@ def predict(model, x):
         (dict(capacity=4, superposition=3), "one of \\[1, 2, 4\\]"),
         (dict(width=0), "width=0 must be a positive integer"),
         (dict(isometry_regularization=-1.0), "isometry_regularization=-1.0 must be a number >= 0"),
+        (dict(stem_stride=3), "stem_stride=3 must be 1 .* or 2"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, message):
@@ -45,11 +46,11 @@ def test_bad_arguments_raise_clear_errors(kwargs, message):
 
 
 def test_get_config_returns_exactly_the_constructor_arguments():
-    model = tiny_model(binding="mbat", activation="srelu", superposition=2)
+    model = tiny_model(binding="mbat", activation="srelu", superposition=2, stem_stride=2)
     config = model.get_config()
     arguments = set(inspect.signature(MIMOConv.__init__).parameters) - {"self", "kwargs"}
     assert set(config) == arguments | {"name", "trainable", "dtype"}
-    assert config["superposition"] == 2 and config["binding"] == "mbat"
+    assert config["superposition"] == 2 and config["binding"] == "mbat" and config["stem_stride"] == 2
     clone = MIMOConv.from_config(config)
     assert clone.get_config() == config
 
@@ -191,14 +192,15 @@ def test_fit_updates_weights_with_regularised_loss():
     assert all("keys" not in v.path for v in frozen.trainable_weights)
 
 
-def test_stem_trains_exactly_like_a_plain_batch_norm(monkeypatch):
+@pytest.mark.parametrize("stem_stride", [1, 2])
+def test_stem_trains_exactly_like_a_plain_batch_norm(monkeypatch, stem_stride):
     """The stem's BN, folded with statistics from the input patches, takes the same SGD step as ``bn(conv(x))``."""
     from keras_mimo.models.mimoconv import mimoconv
 
     x, y = random_inputs((12, 8, 8, 3), seed=2) + 0.5, np.arange(12) % 5
 
     def one_step():
-        model = tiny_model(superposition=2, seed=11)
+        model = tiny_model(superposition=2, seed=11, stem_stride=stem_stride)
         model.compile(optimizer=keras.optimizers.SGD(0.5), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         before = [keras.ops.convert_to_numpy(v).copy() for v in model.weights]
         loss = model.train_on_batch(x, y)
@@ -214,6 +216,35 @@ def test_stem_trains_exactly_like_a_plain_batch_norm(monkeypatch):
             assert not np.allclose(keras.ops.convert_to_numpy(ours), initial), f"{ours.path} did not change"
         # A floor on the scale: a few weights are near 0, where the two differ only by rounding.
         assert_close(ours, theirs, rtol=1e-4, scale=max(float(np.max(np.abs(keras.ops.convert_to_numpy(theirs)))), 1e-3))
+
+
+def test_a_strided_stem_pads_one_pixel_per_side_and_halves_the_superposition(monkeypatch):
+    """``stem_stride=2``: conv with PyTorch's padding=1 (not Keras' asymmetric "same"), then BN and ReLU, at half resolution."""
+    model = tiny_model(stem_stride=2, superposition=1, input_shape=(8, 8, 1))
+    x = random_inputs((3, 8, 8, 1), seed=4)
+    seen = {}
+    bind = model.bind.call
+    monkeypatch.setattr(model.bind, "call", lambda inputs, superposition=None: bind(seen.setdefault("stem", inputs), superposition))
+    logits = model(x, training=False)
+    assert tuple(logits.shape) == (3, 5)
+
+    kernel = keras.ops.convert_to_numpy(model.stem_conv.kernel)  # (3, 3, 1, 16)
+    padded = np.pad(keras.ops.convert_to_numpy(x), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    conv = np.zeros((3, 4, 4, kernel.shape[-1]), "float32")
+    for i in range(4):
+        for j in range(4):
+            conv[:, i, j] = np.einsum("bhwc,hwco->bo", padded[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3], kernel)
+    bn = model.stem_bn
+    mean, variance, gamma, beta = (keras.ops.convert_to_numpy(v) for v in (bn.moving_mean, bn.moving_variance, bn.gamma, bn.beta))
+    expected = np.maximum((conv - mean) / np.sqrt(variance + bn.epsilon) * gamma + beta, 0.0)
+    assert tuple(seen["stem"].shape) == (3, 4, 4, 16)
+    assert_close(seen["stem"], expected, rtol=1e-5)
+    # One column of zero padding on the left: a Keras "same" conv would differ at the first row and column.
+    same = keras.ops.convert_to_numpy(keras.ops.conv(x, kernel, strides=2, padding="same"))
+    assert not np.allclose(same, conv, atol=1e-4)
+
+    wide = WideResNet(depth=10, width=1, num_classes=3, input_shape=(9, 9, 1), stem_stride=2)
+    assert tuple(wide(random_inputs((2, 9, 9, 1)), training=False).shape) == (2, 3)
 
 
 def test_mixed_precision_runs_and_returns_float32_logits():

@@ -128,7 +128,10 @@ class PreActWideBlock(keras.layers.Layer):
         out_width = None if width is None else (width - 1) // self.strides + 1
         self.bn1.build(input_shape)
         self.act1.build(input_shape)
-        self.conv1.build(input_shape)
+        # A strided conv1 sees its input padded by one pixel per side (see call): build it for that shape,
+        # so inputs as small as 1x1 are accepted.
+        self.conv1.build(input_shape if self.strides == 1 else (
+            tuple(input_shape[:1]) + tuple(None if size is None else size + 2 for size in (height, width)) + tuple(input_shape[3:])))
         mid_shape = (input_shape[0], out_height, out_width, self.filters)
         self.bn2.build(mid_shape)
         self.act2.build(mid_shape)
