@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Fashion-MNIST acceptance runs (real data: Debian package dataset-fashion-mnist, found without configuration).
 # Usage: EPOCHS=1 BACKEND=tensorflow [MIXUP=alpha] [BATCH=superpositions] [LR=peak] [OUT=folder] [PARALLEL=1] \
-#        bash results/run_fashion_mnist.sh [recipe ...]
+#        [FLAGS="more keras-mimo train flags"] bash results/run_fashion_mnist.sh [recipe ...]
 # MIXUP, BATCH, LR unset keep the recipe's values (mixup alpha 1.0, 128 superpositions per batch, lr 0.2);
-# MIXUP=0 turns mixup off. PARALLEL=1 starts every recipe at once (give each one thread:
+# MIXUP=0 turns mixup off. FLAGS is split on spaces and passed on, e.g.
+# FLAGS="--mixed-precision bfloat16 --isometry-every 4 --model-override stem_stride=2".
+# PARALLEL=1 starts every recipe at once (give each one thread:
 # TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1), else they run one after another.
 # Each run writes runs/fashion_mnist/<recipe>/ (log.csv, results.json, best/last.keras, tensorboard/);
 # rerunning resumes. python results/collect.py fashion_mnist $OUT turns the results.json files into results/fashion_mnist.csv.
@@ -16,6 +18,7 @@ PARALLEL=${PARALLEL:-0}
 [ -z "${MIXUP:-}" ] || extra+=(--mixup-alpha "$MIXUP")
 [ -z "${BATCH:-}" ] || extra+=(--batch-size "$BATCH")
 [ -z "${LR:-}" ] || extra+=(--lr "$LR")
+if [ -n "${FLAGS:-}" ]; then read -r -a more <<< "$FLAGS"; extra+=("${more[@]}"); fi
 recipes=("$@")
 [ ${#recipes[@]} -gt 0 ] || recipes=(fashion_mnist-wrn-10 fashion_mnist-mimonet-10-n1 fashion_mnist-mimonet-10-n2 \
                                     fashion_mnist-mimonet-10-n4 fashion_mnist-mimonet-10-dynamic)

@@ -38,6 +38,7 @@ def predict(model, x):
         (dict(width=0), "width=0 must be a positive integer"),
         (dict(isometry_regularization=-1.0), "isometry_regularization=-1.0 must be a number >= 0"),
         (dict(stem_stride=3), "stem_stride=3 must be 1 .* or 2"),
+        (dict(stem_stride=2.0), "stem_stride=2.0 must be 1 .* or 2"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, message):

@@ -62,7 +62,7 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         initial_width = positive_int("initial_width", initial_width)
         num_classes = positive_int("num_classes", num_classes)
         capacity = positive_int("capacity", capacity)
-        if stem_stride not in (1, 2) or isinstance(stem_stride, bool):
+        if isinstance(stem_stride, bool) or not isinstance(stem_stride, int) or stem_stride not in (1, 2):
             raise ValueError(f"stem_stride={stem_stride!r} must be 1 (full resolution, the paper's) or 2 (half resolution).")
         if binding not in BINDINGS:
             raise ValueError(f"binding={binding!r} is unknown: use one of {BINDINGS}.")
