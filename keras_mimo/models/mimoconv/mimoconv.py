@@ -46,7 +46,7 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         trainable_keys: whether binding keys are trained.
         activation_init: initial PReLU slope / SReLU offset (None: 0.5 / -1).
         stem_stride: stride of the stem convolution (1 as in the paper; 2 halves the resolution of the stem
-            output, the superposition and the whole body, for about a quarter of their cost). A strided stem
+            output, the superposition and the whole body: a quarter of their multiply-adds). A strided stem
             pads one pixel on every side, as the body's strided convolutions do.
         seed: seed of every initialiser (keys included), for repeatable models.
     """
