@@ -13,6 +13,16 @@ def batch_norm(name):
     return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
 
 
+def pad_one_pixel(images):
+    """Zero padding of one pixel on every side: PyTorch's ``padding=1`` for strided 3x3 convs (Keras' "same" is asymmetric)."""
+    return ops.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)))
+
+
+def strided_size(size, strides):
+    """Output length of a 3x3 conv with one pixel of padding per side at ``strides`` (None stays None)."""
+    return None if size is None else (size - 1) // strides + 1
+
+
 def conv_then_batch_norm(inputs, conv, bn, training):
     """``bn(conv(inputs))``; at inference the BN is folded into the kernel and a bias.
 
@@ -124,8 +134,7 @@ class PreActWideBlock(keras.layers.Layer):
     def build(self, input_shape):
         in_channels = input_shape[-1]
         height, width = input_shape[1], input_shape[2]
-        out_height = None if height is None else (height - 1) // self.strides + 1
-        out_width = None if width is None else (width - 1) // self.strides + 1
+        out_height, out_width = strided_size(height, self.strides), strided_size(width, self.strides)
         self.bn1.build(input_shape)
         self.act1.build(input_shape)
         # A strided conv1 sees its input padded by one pixel per side (see call): build it for that shape,
@@ -145,7 +154,7 @@ class PreActWideBlock(keras.layers.Layer):
     def call(self, inputs, training=None):
         out = self.act1(self.bn1(inputs, training=training))
         if self.strides > 1:
-            out = ops.pad(out, ((0, 0), (1, 1), (1, 1), (0, 0)))
+            out = pad_one_pixel(out)
         out = self.conv2(self.act2(conv_then_batch_norm(out, self.conv1, self.bn2, training)))
         shortcut = inputs
         if self.shortcut_conv is not None:
@@ -156,8 +165,8 @@ class PreActWideBlock(keras.layers.Layer):
         height, width = input_shape[1], input_shape[2]
         return (
             input_shape[0],
-            None if height is None else (height - 1) // self.strides + 1,
-            None if width is None else (width - 1) // self.strides + 1,
+            strided_size(height, self.strides),
+            strided_size(width, self.strides),
             self.filters,
         )
 

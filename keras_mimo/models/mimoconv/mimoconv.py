@@ -8,7 +8,7 @@ from keras_mimo.layers.activations import ACTIVATIONS
 from keras_mimo.layers.binding import BINDINGS, SuperpositionBinding
 from keras_mimo.initializers import glorot_uniform, he_fan_out
 from keras_mimo.layers.regularizers import IsometryRegularizer
-from keras_mimo.layers.residual import PreActWideBlock, batch_norm, stem_conv_then_batch_norm
+from keras_mimo.layers.residual import PreActWideBlock, batch_norm, pad_one_pixel, stem_conv_then_batch_norm, strided_size
 from keras_mimo.layers.unbinding import UnbindingHead
 from keras_mimo.superposition import SwitchableSuperposition, check_superposition, pad_to_multiple
 
@@ -184,8 +184,7 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         if tuple(input_shape[1:]) != self.image_shape:
             raise ValueError(f"{self.name} was built for images of shape {self.image_shape}, got {input_shape[1:]}.")
         self.stem_conv.build(input_shape)
-        shape = (None,) + tuple(None if size is None else (size - 1) // self.stem_stride + 1 for size in input_shape[1:3])
-        shape += (16 * self.initial_width,)
+        shape = (None,) + tuple(strided_size(size, self.stem_stride) for size in input_shape[1:3]) + (16 * self.initial_width,)
         self.stem_bn.build(shape)
         self.bind.build(shape)
         for block in self.blocks:
@@ -199,8 +198,8 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         self._check_images(images)
         n = self._superposition
         count = ops.shape(images)[0]
-        if self.stem_stride > 1:  # one pixel on every side, as PyTorch's padding=1 (Keras' "same" is asymmetric)
-            images = ops.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        if self.stem_stride > 1:
+            images = pad_one_pixel(images)
         x = self.stem_act(stem_conv_then_batch_norm(images, self.stem_conv, self.stem_bn, training))
         x = self.bind(pad_to_multiple(x, n), superposition=n)
         for block in self.blocks:
