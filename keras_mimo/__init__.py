@@ -17,5 +17,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'keras_mimo' has no attribute {name!r}")
 
 
-if "keras" in sys.modules:  # the backend is chosen already: register the model classes so load_model finds them
+if (
+    "keras" in sys.modules
+):  # the backend is chosen already: register the model classes so load_model finds them
     importlib.import_module("keras_mimo.models")

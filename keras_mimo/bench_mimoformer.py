@@ -11,19 +11,36 @@ import sys
 from keras_mimo import bench
 
 FIELDS = [
-    "implementation", "backend", "model", "attention", "grid", "batch", "seq_length", "embedding_dim", "num_layers",
-    "random_features", "compile", "median_s", "sequences_per_s", "speedup_vs_1x1", "params", "threads", "cpu",
+    "implementation",
+    "backend",
+    "model",
+    "attention",
+    "grid",
+    "batch",
+    "seq_length",
+    "embedding_dim",
+    "num_layers",
+    "random_features",
+    "compile",
+    "median_s",
+    "sequences_per_s",
+    "speedup_vs_1x1",
+    "params",
+    "threads",
+    "cpu",
     "timestamp",
 ]
 
 
 def parse_grids(text):
-    """"1x1,2x2,4x4" -> [(1, 1), (2, 2), (4, 4)]."""
+    """ "1x1,2x2,4x4" -> [(1, 1), (2, 2), (4, 4)]."""
     grids = []
     for item in text.split(","):
         parts = item.lower().split("x")
         if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-            raise SystemExit(f"keras-mimo bench: --grids item {item!r} must look like MxN, e.g. 2x2.")
+            raise SystemExit(
+                f"keras-mimo bench: --grids item {item!r} must look like MxN, e.g. 2x2."
+            )
         grids.append((int(parts[0]), int(parts[1])))
     return grids
 
@@ -31,8 +48,10 @@ def parse_grids(text):
 def check_options(options):
     for grid in options["grids"]:
         if options["batch"] % (grid[0] * grid[1]):
-            raise SystemExit(f"keras-mimo bench: --batch {options['batch']} must be a multiple of M * N for grid "
-                             f"{grid[0]}x{grid[1]} (the attention layer alone does not pad).")
+            raise SystemExit(
+                f"keras-mimo bench: --batch {options['batch']} must be a multiple of M * N for grid "
+                f"{grid[0]}x{grid[1]} (the attention layer alone does not pad)."
+            )
     for key in ("batch", "seq_length", "embedding_dim", "num_layers", "repeats"):
         if options[key] < 1:
             raise SystemExit(f"keras-mimo bench: --{key.replace('_', '-')} must be at least 1.")
@@ -54,8 +73,9 @@ def worker(options):
     tokens = rng.integers(1, 20, size=(batch, length)).astype("int32")
     activations = rng.normal(size=(batch, length, width)).astype("float32")
 
-    attention = MultiHeadFAVORAttention(heads, head_dim, attention="att", capacity=capacity,
-                                        num_random_features=features, seed=0)
+    attention = MultiHeadFAVORAttention(
+        heads, head_dim, attention="att", capacity=capacity, num_random_features=features, seed=0
+    )
     attention.build((None, length, width))
 
     class AttentionAtGrid(keras.Model):
@@ -70,9 +90,21 @@ def worker(options):
 
     probes = {grid: AttentionAtGrid(grid) for grid in grids}
     models = {
-        kind: MIMOFormer(vocab_size=20, max_length=length, num_classes=10, embedding_dim=width, hidden_dim=2 * width,
-                         num_heads=heads, head_dim=head_dim, num_layers=options["num_layers"], attention=kind,
-                         capacity=capacity, num_random_features=features, dropout=0.0, seed=0)
+        kind: MIMOFormer(
+            vocab_size=20,
+            max_length=length,
+            num_classes=10,
+            embedding_dim=width,
+            hidden_dim=2 * width,
+            num_heads=heads,
+            head_dim=head_dim,
+            num_layers=options["num_layers"],
+            attention=kind,
+            capacity=capacity,
+            num_random_features=features,
+            dropout=0.0,
+            seed=0,
+        )
         for kind in ("att", "att+mlp")
     }
 
@@ -83,6 +115,7 @@ def worker(options):
         def run():
             model.grid = grid
             keras.ops.convert_to_numpy(model.predict_on_batch(tokens))
+
         return run
 
     runs = {}
@@ -100,15 +133,28 @@ def worker(options):
         base = seconds[(name, kind, (1, 1))] if (name, kind, (1, 1)) in seconds else None
         row = bench.machine_row()
         row.update(
-            implementation="keras-mimo", backend=backend, model=name, attention=kind, grid=f"{grid[0]}x{grid[1]}",
-            batch=batch, seq_length=length, embedding_dim=width, num_layers=options["num_layers"],
-            random_features=features, compile=compile_mode, median_s=round(elapsed, 5),
-            sequences_per_s=round(batch / elapsed, 1), speedup_vs_1x1=round(base / elapsed, 3) if base else "",
+            implementation="keras-mimo",
+            backend=backend,
+            model=name,
+            attention=kind,
+            grid=f"{grid[0]}x{grid[1]}",
+            batch=batch,
+            seq_length=length,
+            embedding_dim=width,
+            num_layers=options["num_layers"],
+            random_features=features,
+            compile=compile_mode,
+            median_s=round(elapsed, 5),
+            sequences_per_s=round(batch / elapsed, 1),
+            speedup_vs_1x1=round(base / elapsed, 3) if base else "",
             params=params,
         )
         rows.append(row)
-        print(f"  {backend:<10} {name:<10} {kind:<8} {grid[0]}x{grid[1]}: {batch / elapsed:9.1f} sequences/s",
-              file=sys.stderr, flush=True)
+        print(
+            f"  {backend:<10} {name:<10} {kind:<8} {grid[0]}x{grid[1]}: {batch / elapsed:9.1f} sequences/s",
+            file=sys.stderr,
+            flush=True,
+        )
     return rows
 
 
@@ -116,20 +162,30 @@ def format_table(rows):
     header = f"{'backend':<12}{'model':<12}{'attention':<10}{'grid':>5}{'batch':>7}{'seq/s':>10}{'x 1x1':>8}{'ms/batch':>10}"
     lines = [header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{r['backend']:<12}{r['model']:<12}{r['attention']:<10}{r['grid']:>5}{r['batch']:>7}"
-                     f"{r['sequences_per_s']:>10.1f}{str(r['speedup_vs_1x1']):>8}{1000 * r['median_s']:>10.1f}")
+        lines.append(
+            f"{r['backend']:<12}{r['model']:<12}{r['attention']:<10}{r['grid']:>5}{r['batch']:>7}"
+            f"{r['sequences_per_s']:>10.1f}{str(r['speedup_vs_1x1']):>8}{1000 * r['median_s']:>10.1f}"
+        )
     return "\n".join(lines)
 
 
 def run(args, backends):
     options = dict(
-        grids=parse_grids(args.grids), batch=args.batch or 64, seq_length=args.seq_length,
-        embedding_dim=args.embedding_dim, num_layers=args.num_layers, random_features=args.random_features,
-        warmup=args.warmup, repeats=args.repeats,
+        grids=parse_grids(args.grids),
+        batch=args.batch or 64,
+        seq_length=args.seq_length,
+        embedding_dim=args.embedding_dim,
+        num_layers=args.num_layers,
+        random_features=args.random_features,
+        warmup=args.warmup,
+        repeats=args.repeats,
     )
     check_options(options)
-    print(f"Benchmark: MIMOFormer, {options['num_layers']} layers, width {options['embedding_dim']}, "
-          f"R={options['random_features']}, batch {options['batch']} x {options['seq_length']} tokens", file=sys.stderr)
+    print(
+        f"Benchmark: MIMOFormer, {options['num_layers']} layers, width {options['embedding_dim']}, "
+        f"R={options['random_features']}, batch {options['batch']} x {options['seq_length']} tokens",
+        file=sys.stderr,
+    )
     rows = []
     for backend in backends:
         rows += bench.run_worker("mimoformer", options, backend)

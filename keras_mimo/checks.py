@@ -17,7 +17,11 @@ def positive_int(name, value, hint=""):
 
 def positive_number(name, value, hint=""):
     """Returns ``value`` as a float if it is a finite number > 0 (bools refused); else a ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise ValueError(f"{name}={value!r} must be a finite number > 0{hint}.")
     return float(value)

@@ -5,17 +5,23 @@ import sys
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="keras-mimo", description="Computation in superposition for Keras 3.")
+    parser = argparse.ArgumentParser(
+        prog="keras-mimo", description="Computation in superposition for Keras 3."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     from keras_mimo import bench
 
-    bench_parser = commands.add_parser("bench", help="inference throughput of WideResNet and MIMOConv at N = 1, 2, 4")
+    bench_parser = commands.add_parser(
+        "bench", help="inference throughput of WideResNet and MIMOConv at N = 1, 2, 4"
+    )
     bench.add_arguments(bench_parser)
     bench_parser.set_defaults(handler=bench.run)
 
     from keras_mimo.training import cli as training_cli
 
-    train_parser = commands.add_parser("train", help="train a named recipe of the paper (resumable)")
+    train_parser = commands.add_parser(
+        "train", help="train a named recipe of the paper (resumable)"
+    )
     training_cli.add_train_arguments(train_parser)
     train_parser.set_defaults(handler=training_cli.run_train)
     evaluate_parser = commands.add_parser("evaluate", help="accuracy of a saved model at several N")
@@ -27,7 +33,9 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     result = args.handler(args)
-    return result if isinstance(result, int) else 0  # handlers may return their results; the exit code is 0
+    return (
+        result if isinstance(result, int) else 0
+    )  # handlers may return their results; the exit code is 0
 
 
 if __name__ == "__main__":

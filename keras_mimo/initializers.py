@@ -51,11 +51,18 @@ class SeededVarianceScaling(keras.initializers.Initializer):
         else:
             limit = math.sqrt(3.0) * std
             values = rng.uniform(-limit, limit, size=shape)
-        return keras.ops.convert_to_tensor(values.astype(keras.backend.standardize_dtype(dtype or "float32")))
+        return keras.ops.convert_to_tensor(
+            values.astype(keras.backend.standardize_dtype(dtype or "float32"))
+        )
 
     def get_config(self):
-        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, "stddev": self.stddev,
-                "seed": self.seed}
+        return {
+            "scale": self.scale,
+            "mode": self.mode,
+            "distribution": self.distribution,
+            "stddev": self.stddev,
+            "seed": self.seed,
+        }
 
 
 def he_fan_out(seed=None):

@@ -15,7 +15,11 @@ def allowed_superpositions(capacity):
 def check_superposition(superposition, capacity):
     """Returns ``superposition`` as an int if it divides ``capacity``; raises a ValueError naming the allowed values otherwise."""
     allowed = allowed_superpositions(capacity)
-    if isinstance(superposition, bool) or not isinstance(superposition, (int, np.integer)) or int(superposition) not in allowed:
+    if (
+        isinstance(superposition, bool)
+        or not isinstance(superposition, (int, np.integer))
+        or int(superposition) not in allowed
+    ):
         raise ValueError(
             f"superposition={superposition!r} is not allowed for a model of capacity {capacity}: "
             f"it must be a divisor of the capacity, one of {allowed}."
@@ -100,7 +104,9 @@ class SwitchableSuperposition:
     # operating point. Handing each new build a fresh step object gives it a fresh trace.
     def _fresh_step(self, function_name, step_name, force):
         if force or getattr(self, function_name, None) is None:
-            object.__setattr__(self, step_name, functools.partial(getattr(type(self), step_name), self))
+            object.__setattr__(
+                self, step_name, functools.partial(getattr(type(self), step_name), self)
+            )
 
     def make_train_function(self, force=False):
         self._fresh_step("train_function", "train_step", force)

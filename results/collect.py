@@ -4,6 +4,7 @@ Usage:
     python results/collect.py fashion_mnist RUNS [OUT]   # image runs (results/run_fashion_mnist.sh), default OUT fashion_mnist.csv
     python results/collect.py listops RUNS [OUT]         # LRA runs (results/run_listops.sh), default OUT listops.csv
 """
+
 import csv
 import json
 import pathlib
@@ -16,41 +17,85 @@ from keras_mimo.training.recipes import get_recipe
 def image_rows(runs, result, config, folder):
     recipe = get_recipe(result["recipe"])
     flags = [f"--epochs {config['epochs']}"]
-    flags += [f"--batch-size {config['batch_size']}"] if config["batch_size"] != recipe.batch_size else []
+    flags += (
+        [f"--batch-size {config['batch_size']}"]
+        if config["batch_size"] != recipe.batch_size
+        else []
+    )
     flags += [f"--lr {config['lr']:g}"] if config["lr"] != recipe.lr else []
-    flags += [f"--mixup-alpha {config['mixup_alpha']:g}"] if config["mixup_alpha"] != recipe.mixup_alpha else []
+    flags += (
+        [f"--mixup-alpha {config['mixup_alpha']:g}"]
+        if config["mixup_alpha"] != recipe.mixup_alpha
+        else []
+    )
     # Compare through JSON, where the recipe's tuples and the saved config's lists agree.
     for key, value in sorted(config["model_overrides"].items()):
         if json.loads(json.dumps(recipe.model_overrides.get(key))) != value:
-            flags.append("--model-override " + shlex.quote(f"{key}={json.dumps(value, separators=(',', ':'))}"))
+            flags.append(
+                "--model-override "
+                + shlex.quote(f"{key}={json.dumps(value, separators=(',', ':'))}")
+            )
     precision = config.get("mixed_precision", "float32")  # recorded only when not float32
-    flags += [f"--mixed-precision {precision.removeprefix('mixed_')}"] if precision != "float32" else []
-    flags += [f"--isometry-every {config['isometry_every']}"] if config.get("isometry_every", 1) > 1 else []
+    flags += (
+        [f"--mixed-precision {precision.removeprefix('mixed_')}"] if precision != "float32" else []
+    )
+    flags += (
+        [f"--isometry-every {config['isometry_every']}"]
+        if config.get("isometry_every", 1) > 1
+        else []
+    )
     command = f"keras-mimo train --config {result['recipe']} {' '.join(flags)} --output runs/{runs.name}/{folder.name}"
     for n, accuracy in result["accuracy"].items():
         yield dict(
-            recipe=result["recipe"], model=config["model"], model_overrides=json.dumps(config["model_overrides"]),
+            recipe=result["recipe"],
+            model=config["model"],
+            model_overrides=json.dumps(config["model_overrides"]),
             trained_as="dynamic p=%s" % config["dynamic_p"] if config["dynamic_p"] else "fixed",
-            eval_n=n, test_accuracy=round(100 * accuracy, 2), test_loss=round(result["loss"][n], 4),
-            epochs=result["epochs"], batch_superpositions=config["batch_size"], lr=config["lr"],
-            mixup_alpha=config["mixup_alpha"], precision=precision, train_time_s=result["train_time_s"], command=command,
+            eval_n=n,
+            test_accuracy=round(100 * accuracy, 2),
+            test_loss=round(result["loss"][n], 4),
+            epochs=result["epochs"],
+            batch_superpositions=config["batch_size"],
+            lr=config["lr"],
+            mixup_alpha=config["mixup_alpha"],
+            precision=precision,
+            train_time_s=result["train_time_s"],
+            command=command,
         )
 
 
 def lra_rows(runs, result, config, folder):
     model = config["model_kwargs"]
     yield dict(
-        config=result["config"], attention=config["attention"], grid="%dx%d" % tuple(result["grid"]),
-        dev_accuracy=round(100 * result["dev"]["accuracy"], 2), test_accuracy=round(100 * result["test"]["accuracy"], 2),
-        best_dev_step=result["best_dev_step"], steps=result["steps"], steps_per_second=result["steps_per_second"],
-        median_steps_per_second_after_first_block=result["median_steps_per_second_after_first_block"],
-        sequences_per_second=result["sequences_per_second"], train_time_s=result["train_time_s"],
-        wall_time_s=result["wall_time_s"], parameters=result["parameters"],
-        max_length=config["data"]["max_length"], batch_sequences=config["batch_size"], lr=config["learning_rate"],
-        warmup_steps=config["warmup_steps"], mimo_warmup_steps=config["mimo_warmup_steps"],
-        model="emb %d, hidden %d, %d heads x %d, %d layers, R %d" % (
-            model["embedding_dim"], model["hidden_dim"], model["num_heads"], model["head_dim"], model["num_layers"],
-            model["num_random_features"]),
+        config=result["config"],
+        attention=config["attention"],
+        grid="%dx%d" % tuple(result["grid"]),
+        dev_accuracy=round(100 * result["dev"]["accuracy"], 2),
+        test_accuracy=round(100 * result["test"]["accuracy"], 2),
+        best_dev_step=result["best_dev_step"],
+        steps=result["steps"],
+        steps_per_second=result["steps_per_second"],
+        median_steps_per_second_after_first_block=result[
+            "median_steps_per_second_after_first_block"
+        ],
+        sequences_per_second=result["sequences_per_second"],
+        train_time_s=result["train_time_s"],
+        wall_time_s=result["wall_time_s"],
+        parameters=result["parameters"],
+        max_length=config["data"]["max_length"],
+        batch_sequences=config["batch_size"],
+        lr=config["learning_rate"],
+        warmup_steps=config["warmup_steps"],
+        mimo_warmup_steps=config["mimo_warmup_steps"],
+        model="emb %d, hidden %d, %d heads x %d, %d layers, R %d"
+        % (
+            model["embedding_dim"],
+            model["hidden_dim"],
+            model["num_heads"],
+            model["head_dim"],
+            model["num_layers"],
+            model["num_random_features"],
+        ),
         command=f"bash results/run_listops.sh {result['config']}",
     )
 

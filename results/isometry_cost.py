@@ -6,6 +6,7 @@ that the forms give the same value. The class picks per kernel between one matmu
 and one matmul over all tap pairs; ``per displacement`` forces the first everywhere.
 Usage: ``KERAS_BACKEND=tensorflow python results/isometry_cost.py``.
 """
+
 import time
 from unittest import mock
 
@@ -22,7 +23,11 @@ def conv_form(kernel, strides, weight=1e-4):
     """0.5 * weight * ||conv(W, W, padding k-1, stride) - delta||^2 as one convolution (the definition)."""
     kh, kw, cin, cout = kernel.shape
     if cin < cout:
-        rows, images, filters = cin, ops.transpose(kernel, (2, 0, 1, 3)), ops.transpose(kernel, (0, 1, 3, 2))
+        rows, images, filters = (
+            cin,
+            ops.transpose(kernel, (2, 0, 1, 3)),
+            ops.transpose(kernel, (0, 1, 3, 2)),
+        )
     else:
         rows, images, filters = cout, ops.transpose(kernel, (3, 0, 1, 2)), kernel
     images = ops.pad(images, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0)))
@@ -35,6 +40,7 @@ def conv_form(kernel, strides, weight=1e-4):
 
 def timed(penalty, kernels, repeats=3):
     """Mean seconds of forward + backward of ``sum(penalty(kernel, strides))``, and its value."""
+
     @tf.function(autograph=False)
     def step():
         with tf.GradientTape() as tape:
@@ -53,8 +59,11 @@ def per_displacement(kernel, strides):
         return IsometryRegularizer(1e-4, strides)(kernel)
 
 
-FORMS = [("conv", conv_form), ("per displacement", per_displacement),
-         ("as the class picks", lambda kernel, strides: IsometryRegularizer(1e-4, strides)(kernel))]
+FORMS = [
+    ("conv", conv_form),
+    ("per displacement", per_displacement),
+    ("as the class picks", lambda kernel, strides: IsometryRegularizer(1e-4, strides)(kernel)),
+]
 
 
 def report(label, kernels, repeats):
@@ -68,15 +77,23 @@ def recipe_kernels(recipe):
     """(kernel variable, strides) of every convolution the recipe's model regularises."""
     recipe = get_recipe(recipe)
     model = create_model(recipe.model, **recipe.model_overrides, seed=0)
-    return [(layer.kernel, layer.kernel_regularizer.strides) for layer in model._flatten_layers()
-            if isinstance(getattr(layer, "kernel_regularizer", None), IsometryRegularizer)]
+    return [
+        (layer.kernel, layer.kernel_regularizer.strides)
+        for layer in model._flatten_layers()
+        if isinstance(getattr(layer, "kernel_regularizer", None), IsometryRegularizer)
+    ]
 
 
 if __name__ == "__main__":
     rng = np.random.default_rng(0)
     kernels = recipe_kernels("fashion_mnist-mimonet-10-n4")
     report(f"MIMONet-10 body, {len(kernels)} kernels", kernels, repeats=20)
-    for shape, strides in [((3, 3, 64, 64), 1), ((3, 3, 128, 128), 1), ((3, 3, 128, 256), 2), ((3, 3, 256, 256), 1),
-                           ((3, 3, 640, 640), 1)]:
+    for shape, strides in [
+        ((3, 3, 64, 64), 1),
+        ((3, 3, 128, 128), 1),
+        ((3, 3, 128, 256), 2),
+        ((3, 3, 256, 256), 1),
+        ((3, 3, 640, 640), 1),
+    ]:
         kernel = tf.Variable(rng.normal(scale=0.05, size=shape).astype("float32"))
         report(f"{str(shape):20s} stride {strides}", [(kernel, strides)], repeats=3)

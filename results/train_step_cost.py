@@ -6,6 +6,7 @@ for the WideResNet (``--superpositions`` changes the 32). Variants switch off on
 show what each one costs. Usage: ``KERAS_BACKEND=tensorflow python results/train_step_cost.py
 [--width 4] [--dtype-policy mixed_bfloat16] [--superpositions 64] [--steps 40]`` (``--width`` widens every model's body).
 """
+
 import argparse
 import time
 
@@ -15,7 +16,6 @@ import numpy as np
 from keras_mimo.checks import positive_int
 from keras_mimo.models import create_model
 from keras_mimo.training.recipes import get_recipe
-
 
 WIDTH = {}  # --width: {"width": W} for every model
 
@@ -30,15 +30,24 @@ MIMONET = "fashion_mnist-mimonet-10-n4"
 VARIANTS = [  # name, model
     ("WRN-10 baseline (S images)", lambda: recipe_model("fashion_mnist-wrn-10")),
     ("MIMONet-10 N=4 (S x 4 images)", lambda: recipe_model(MIMONET)),
-    ("  without the isometry regulariser", lambda: recipe_model(MIMONET, isometry_regularization=0.0)),
+    (
+        "  without the isometry regulariser",
+        lambda: recipe_model(MIMONET, isometry_regularization=0.0),
+    ),
     ("  isometry on every 4th step (x4, lazy)", lambda: LazyModel(recipe_model(MIMONET), every=4)),
     ("  ReLU instead of PReLU", lambda: recipe_model(MIMONET, activation="relu")),
     ("  no binding (plain sum)", lambda: recipe_model(MIMONET, binding="none")),
     ("  16-channel stem instead of 64", lambda: recipe_model(MIMONET, initial_width=1)),
     ("MIMONet-10 N=1 (S images)", lambda: recipe_model("fashion_mnist-mimonet-10-n1")),
     ("MIMONet-10 N=2 (S x 2 images)", lambda: recipe_model("fashion_mnist-mimonet-10-n2")),
-    ("  isometry on every 4th step (x4, lazy)", lambda: LazyModel(recipe_model("fashion_mnist-mimonet-10-n2"), every=4)),
-    ("  without the isometry regulariser", lambda: recipe_model("fashion_mnist-mimonet-10-n2", isometry_regularization=0.0)),
+    (
+        "  isometry on every 4th step (x4, lazy)",
+        lambda: LazyModel(recipe_model("fashion_mnist-mimonet-10-n2"), every=4),
+    ),
+    (
+        "  without the isometry regulariser",
+        lambda: recipe_model("fashion_mnist-mimonet-10-n2", isometry_regularization=0.0),
+    ),
 ]
 
 
@@ -56,7 +65,9 @@ class LazyModel:
 def step_time(model, superpositions=32, steps=40, warmup=5):
     lazy = model if isinstance(model, LazyModel) else None
     model = lazy.model if lazy else model
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy"
+    )
     images = superpositions * model.capacity
     rng = np.random.default_rng(0)
     x = rng.random((images,) + model.image_shape, dtype="float32")
@@ -67,7 +78,9 @@ def step_time(model, superpositions=32, steps=40, warmup=5):
             lazy.before_step()
         model.train_on_batch(x, y)
 
-    for _ in range(max(warmup, 2 * lazy.every if lazy else 0)):  # every compiled step traced before timing
+    for _ in range(
+        max(warmup, 2 * lazy.every if lazy else 0)
+    ):  # every compiled step traced before timing
         step()
     start = time.perf_counter()
     for _ in range(steps):
@@ -86,14 +99,22 @@ def positive(text):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=positive, help="body width of every model (recipes: 2)")
-    parser.add_argument("--dtype-policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16")
-    parser.add_argument("--steps", type=positive, default=40, help="timed steps per line (after 5 warm-up steps)")
-    parser.add_argument("--superpositions", type=positive, default=32, help="superpositions (WRN: images) per step")
+    parser.add_argument(
+        "--dtype-policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16"
+    )
+    parser.add_argument(
+        "--steps", type=positive, default=40, help="timed steps per line (after 5 warm-up steps)"
+    )
+    parser.add_argument(
+        "--superpositions", type=positive, default=32, help="superpositions (WRN: images) per step"
+    )
     args = parser.parse_args()
     WIDTH.update({"width": args.width} if args.width else {})
     keras.config.set_dtype_policy(args.dtype_policy)
-    print(f"backend {keras.backend.backend()}, width {args.width or 'as the recipes'}, {args.dtype_policy}, "
-          f"S = {args.superpositions} superpositions per step")
+    print(
+        f"backend {keras.backend.backend()}, width {args.width or 'as the recipes'}, {args.dtype_policy}, "
+        f"S = {args.superpositions} superpositions per step"
+    )
     for name, build in VARIANTS:
         seconds = step_time(build(), superpositions=args.superpositions, steps=args.steps)
         print(f"{name:40s} {1000 * seconds:7.1f} ms per step", flush=True)

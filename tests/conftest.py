@@ -1,4 +1,5 @@
 """Shared pytest set-up: the backend comes from KERAS_BACKEND, slow checks hide behind --run_large."""
+
 import os
 
 import pytest
@@ -8,7 +9,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def pytest_addoption(parser):
-    parser.addoption("--run_large", action="store_true", default=False, help="also run tests marked large")
+    parser.addoption(
+        "--run_large", action="store_true", default=False, help="also run tests marked large"
+    )
 
 
 def pytest_collection_modifyitems(config, items):

@@ -15,11 +15,21 @@ def assert_close(actual, expected, rtol=1e-4, scale=None):
     assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
     scale = float(np.max(np.abs(expected))) if scale is None else scale
     error = float(np.max(np.abs(actual - expected))) if actual.size else 0.0
-    assert error <= rtol * max(scale, 1e-12), f"max abs error {error:.3g} exceeds {rtol} x scale {scale:.3g}"
+    assert error <= rtol * max(scale, 1e-12), (
+        f"max abs error {error:.3g} exceeds {rtol} x scale {scale:.3g}"
+    )
 
 
-def run_layer_contract(layer_cls, init_kwargs, input_shape, call_kwargs=None, expected_output_shape=None,
-                       expected_trainable_weights=None, expected_non_trainable_weights=0, expected_losses=0):
+def run_layer_contract(
+    layer_cls,
+    init_kwargs,
+    input_shape,
+    call_kwargs=None,
+    expected_output_shape=None,
+    expected_trainable_weights=None,
+    expected_non_trainable_weights=0,
+    expected_losses=0,
+):
     """Builds ``layer_cls(**init_kwargs)``, calls it, and checks config, serialization, weights and losses.
 
     Returns the layer and its output on a fixed random input.

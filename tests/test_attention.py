@@ -1,4 +1,5 @@
 """FAVOR+ attention, superposed attention ('att.', 'att.+MLP') and the MIMOFormer block: contracts and golden agreement."""
+
 import json
 from pathlib import Path
 
@@ -27,7 +28,9 @@ def np_(x):
 
 def heads(batch=8, length=16, num_heads=2, dim=8, seed=0):
     rng = np.random.default_rng(seed)
-    return [rng.standard_normal((batch, length, num_heads, dim)).astype("float32") for _ in range(3)]
+    return [
+        rng.standard_normal((batch, length, num_heads, dim)).astype("float32") for _ in range(3)
+    ]
 
 
 def padding_mask(lengths, length=16):
@@ -43,8 +46,16 @@ def golden_cases():
 
 
 def test_golden_files_are_there_and_small():
-    assert golden_cases() == ["blockformer_2x2", "blockformer_3x2", "mimoformer_2x2", "mimoformer_4x2", "performer"]
-    assert len(list(GOLDEN_DIR.glob("model_*.npz"))) == 3  # whole-model cases, in test_mimoformer.py
+    assert golden_cases() == [
+        "blockformer_2x2",
+        "blockformer_3x2",
+        "mimoformer_2x2",
+        "mimoformer_4x2",
+        "performer",
+    ]
+    assert (
+        len(list(GOLDEN_DIR.glob("model_*.npz"))) == 3
+    )  # whole-model cases, in test_mimoformer.py
     for path in GOLDEN_DIR.glob("*.npz"):
         assert path.stat().st_size < 200_000
 
@@ -73,7 +84,9 @@ def test_attention_matches_reference(case):
         assert error < GOLDEN_TOLERANCE, error
         return
     bundled = config["module"] == "BlockformerAttention"
-    layer = SuperposedFAVORAttention(tuple(config["capacity"]), config["rp_dim"], bundled_output=bundled)
+    layer = SuperposedFAVORAttention(
+        tuple(config["capacity"]), config["rp_dim"], bundled_output=bundled
+    )
     layer.build(q.shape)
     layer.projection.assign(data["projection"])
     layer.keys.assign(data["keys"])
@@ -158,7 +171,9 @@ def test_grid_one_by_one_is_plain_favor():
     favor.build(q.shape)
     mimo.projection.assign(favor.projection)
     plain = np_(favor(q, k, v, padding_mask=mask))
-    np.testing.assert_allclose(np_(mimo(q, k, v, padding_mask=mask, grid=(1, 1))), plain, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np_(mimo(q, k, v, padding_mask=mask, grid=(1, 1))), plain, rtol=1e-5, atol=1e-6
+    )
     # ... and in superposition it is not
     assert np.abs(np_(mimo(q, k, v, padding_mask=mask)) - plain).max() > 1e-2
 
@@ -184,11 +199,15 @@ def test_padding_content_does_not_leak(kind):
     if kind == "favor":
         real = mask.astype(bool)
         np.testing.assert_allclose(moved[real], base[real], rtol=1e-5, atol=1e-5)
-        assert np.abs(moved[~real] - base[~real]).max() > 1e-3  # a padded query still gets its own output
+        assert (
+            np.abs(moved[~real] - base[~real]).max() > 1e-3
+        )  # a padded query still gets its own output
     else:
         np.testing.assert_allclose(moved, base, rtol=1e-5, atol=1e-5)
     # the same change outside the padding does move the outputs
-    inside = [rng.standard_normal(q.shape).astype("float32") * mask[:, :, None, None] for _ in range(3)]
+    inside = [
+        rng.standard_normal(q.shape).astype("float32") * mask[:, :, None, None] for _ in range(3)
+    ]
     changed = np_(layer(q, k + inside[1], v + inside[2], padding_mask=mask))
     assert np.abs(changed - base).max() > 1e-3
 
@@ -199,7 +218,9 @@ def test_superposed_order_follows_the_batch():
     layer = SuperposedFAVORAttention((2, 2), 16, seed=4)
     out = np_(layer(q, k, v))
     order = np.r_[4:8, 0:4]
-    np.testing.assert_allclose(np_(layer(q[order], k[order], v[order])), out[order], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np_(layer(q[order], k[order], v[order])), out[order], rtol=1e-5, atol=1e-6
+    )
     # swapping two inputs inside a superposition is not a symmetry (they sit at different keys)
     swap = np.r_[1, 0, 2:8]
     assert np.abs(np_(layer(q[swap], k[swap], v[swap])) - out[swap]).max() > 1e-3
@@ -212,11 +233,15 @@ def test_stream_superpose_then_retrieve():
     bundles = np_(superpose_stream(x, keys, (2, 2)))
     assert bundles.shape == (4, 5, 6)
     groups = x.reshape(2, 2, 2, 5, 6)
-    np.testing.assert_allclose(bundles.reshape(2, 2, 5, 6), (groups * keys[None, :, :, None]).sum(1), rtol=1e-6)
+    np.testing.assert_allclose(
+        bundles.reshape(2, 2, 5, 6), (groups * keys[None, :, :, None]).sum(1), rtol=1e-6
+    )
     items = np_(retrieve_stream(bundles, keys, (2, 2)))
     assert items.shape == (8, 5, 6)
     # with M = 1 binding is undone exactly (keys are +-1)
-    np.testing.assert_allclose(np_(retrieve_stream(superpose_stream(x, keys, (1, 2)), keys, (1, 2))), x, rtol=1e-6)
+    np.testing.assert_allclose(
+        np_(retrieve_stream(superpose_stream(x, keys, (1, 2)), keys, (1, 2))), x, rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("attention", ["performer", "att", "att+mlp"])
@@ -224,15 +249,22 @@ def test_multi_head_and_block_shapes(attention):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((8, 16, 12)).astype("float32")
     mask = padding_mask(LENGTHS)
-    mha = MultiHeadFAVORAttention(2, 8, attention=attention, capacity=(2, 2), num_random_features=16, seed=1)
+    mha = MultiHeadFAVORAttention(
+        2, 8, attention=attention, capacity=(2, 2), num_random_features=16, seed=1
+    )
     rows = 4 if attention == "att+mlp" else 8
     assert tuple(mha(x, padding_mask=mask).shape) == (rows, 16, 12)
-    block = MIMOFormerBlock(2, 8, 24, attention=attention, capacity=(2, 2), num_random_features=16, dropout=0.0, seed=1)
+    block = MIMOFormerBlock(
+        2, 8, 24, attention=attention, capacity=(2, 2), num_random_features=16, dropout=0.0, seed=1
+    )
     grid = (1, 1) if attention == "performer" else (2, 2)
     assert tuple(block(x, padding_mask=mask, grid=grid).shape) == (8, 16, 12)
     names = sorted(w.path.split("/")[-1] for w in block.non_trainable_weights)
-    expected = {"performer": ["projection"], "att": ["keys", "projection"],
-                "att+mlp": ["keys", "projection", "stream_keys"]}[attention]
+    expected = {
+        "performer": ["projection"],
+        "att": ["keys", "projection"],
+        "att+mlp": ["keys", "projection", "stream_keys"],
+    }[attention]
     assert names == expected
 
 
@@ -254,7 +286,9 @@ def test_block_config_round_trip_keeps_outputs(attention):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((8, 16, 12)).astype("float32")
     mask = padding_mask(LENGTHS)
-    block = MIMOFormerBlock(2, 8, 24, attention=attention, capacity=(2, 2), num_random_features=16, dropout=0.1, seed=11)
+    block = MIMOFormerBlock(
+        2, 8, 24, attention=attention, capacity=(2, 2), num_random_features=16, dropout=0.1, seed=11
+    )
     block.build(x.shape)
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(block))
     assert restored.get_config() == block.get_config()
@@ -262,7 +296,9 @@ def test_block_config_round_trip_keeps_outputs(attention):
     # same seed -> same weights, projections and keys
     for a, b in zip(block.weights, restored.weights):
         np.testing.assert_array_equal(np_(a), np_(b))
-    np.testing.assert_array_equal(np_(block(x, padding_mask=mask)), np_(restored(x, padding_mask=mask)))
+    np.testing.assert_array_equal(
+        np_(block(x, padding_mask=mask)), np_(restored(x, padding_mask=mask))
+    )
 
 
 def test_unseeded_layers_draw_different_projections_and_save_them(tmp_path):
@@ -278,14 +314,22 @@ def test_unseeded_layers_draw_different_projections_and_save_them(tmp_path):
     loaded = keras.saving.load_model(path)
     np.testing.assert_array_equal(np_(loaded.layers[-1].projection), np_(a.projection))
     np.testing.assert_array_equal(np_(loaded.layers[-1].keys), np_(a.keys))
-    np.testing.assert_array_equal(np_(loaded.predict([q, k, v], verbose=0)), np_(model.predict([q, k, v], verbose=0)))
+    np.testing.assert_array_equal(
+        np_(loaded.predict([q, k, v], verbose=0)), np_(model.predict([q, k, v], verbose=0))
+    )
 
 
-@pytest.mark.parametrize("layer", [
-    FAVORAttention(32, epsilon=1e-4, seed=3, name="f"),
-    SuperposedFAVORAttention((4, 2), 32, bundled_output=True, seed=5, name="s"),
-    MultiHeadFAVORAttention(3, 4, output_dim=10, attention="att+mlp", capacity=(2, 3), num_random_features=8, seed=1),
-], ids=lambda layer: type(layer).__name__)
+@pytest.mark.parametrize(
+    "layer",
+    [
+        FAVORAttention(32, epsilon=1e-4, seed=3, name="f"),
+        SuperposedFAVORAttention((4, 2), 32, bundled_output=True, seed=5, name="s"),
+        MultiHeadFAVORAttention(
+            3, 4, output_dim=10, attention="att+mlp", capacity=(2, 3), num_random_features=8, seed=1
+        ),
+    ],
+    ids=lambda layer: type(layer).__name__,
+)
 def test_layer_config_round_trip(layer):
     config = layer.get_config()
     restored = type(layer).from_config(config)

@@ -11,16 +11,39 @@ from keras_mimo.cli import main
 
 
 def test_bench_writes_table_csv_and_json(tmp_path, capsys):
-    main(["bench", "--depth", "10", "--width", "1", "--initial-width", "1", "--batch", "8", "--image-size", "8",
-          "--warmup", "0", "--repeats", "1", "--output", str(tmp_path)])
+    main(
+        [
+            "bench",
+            "--depth",
+            "10",
+            "--width",
+            "1",
+            "--initial-width",
+            "1",
+            "--batch",
+            "8",
+            "--image-size",
+            "8",
+            "--warmup",
+            "0",
+            "--repeats",
+            "1",
+            "--output",
+            str(tmp_path),
+        ]
+    )
     table = capsys.readouterr().out
     backend = keras.backend.backend()
     (csv_path,) = tmp_path.glob("bench-*.csv")
     (json_path,) = tmp_path.glob("bench-*.json")
     rows = list(csv.DictReader(open(csv_path)))
     assert rows == [{k: str(v) for k, v in r.items()} for r in json.loads(json_path.read_text())]
-    assert [(r["model"], r["superposition"]) for r in rows] == [("WideResNet", "1"), ("MIMOConv", "1"),
-                                                               ("MIMOConv", "2"), ("MIMOConv", "4")]
+    assert [(r["model"], r["superposition"]) for r in rows] == [
+        ("WideResNet", "1"),
+        ("MIMOConv", "1"),
+        ("MIMOConv", "2"),
+        ("MIMOConv", "4"),
+    ]
     assert all(r["backend"] == backend and float(r["images_per_s"]) > 0 for r in rows)
     assert float(rows[1]["speedup_vs_n1"]) == 1.0
     assert backend in table and "MIMOConv" in table
@@ -52,6 +75,7 @@ def test_interleaved_medians_ignore_warmup_and_outliers():
 
             calls.append(name)
             time.sleep(next(durations[name]))
+
         return run
 
     seconds = bench.interleaved_medians({"a": runner("a"), "b": runner("b")}, warmup=1, repeats=3)
@@ -60,13 +84,36 @@ def test_interleaved_medians_ignore_warmup_and_outliers():
 
 
 def test_mimoformer_bench_covers_attention_and_models_at_every_grid(tmp_path, capsys):
-    main(["bench", "--family", "mimoformer", "--grids", "1x1,2x2", "--batch", "4", "--seq-length", "16",
-          "--embedding-dim", "8", "--num-layers", "1", "--random-features", "8", "--warmup", "0", "--repeats", "1",
-          "--output", str(tmp_path)])
+    main(
+        [
+            "bench",
+            "--family",
+            "mimoformer",
+            "--grids",
+            "1x1,2x2",
+            "--batch",
+            "4",
+            "--seq-length",
+            "16",
+            "--embedding-dim",
+            "8",
+            "--num-layers",
+            "1",
+            "--random-features",
+            "8",
+            "--warmup",
+            "0",
+            "--repeats",
+            "1",
+            "--output",
+            str(tmp_path),
+        ]
+    )
     (csv_path,) = tmp_path.glob("bench-mimoformer-*.csv")
     rows = list(csv.DictReader(open(csv_path)))
     assert sorted((r["model"], r["attention"], r["grid"]) for r in rows) == sorted(
-        (model, kind, grid) for grid in ("1x1", "2x2")
+        (model, kind, grid)
+        for grid in ("1x1", "2x2")
         for model, kind in (("attention", "att"), ("MIMOFormer", "att"), ("MIMOFormer", "att+mlp"))
     )
     assert all(float(r["sequences_per_s"]) > 0 for r in rows)
@@ -77,6 +124,18 @@ def test_mimoformer_bench_covers_attention_and_models_at_every_grid(tmp_path, ca
 
 def test_mimoformer_bench_checks_the_batch_against_the_grids(tmp_path):
     with pytest.raises(SystemExit, match="must be a multiple of M \\* N for grid 4x4"):
-        main(["bench", "--family", "mimoformer", "--grids", "1x1,4x4", "--batch", "6", "--output", str(tmp_path)])
+        main(
+            [
+                "bench",
+                "--family",
+                "mimoformer",
+                "--grids",
+                "1x1,4x4",
+                "--batch",
+                "6",
+                "--output",
+                str(tmp_path),
+            ]
+        )
     with pytest.raises(SystemExit, match="must look like MxN"):
         main(["bench", "--family", "mimoformer", "--grids", "2by2", "--output", str(tmp_path)])

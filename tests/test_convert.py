@@ -5,8 +5,8 @@ import pathlib
 
 import numpy as np
 import pytest
-
 from harness import assert_close
+
 from keras_mimo.convert import from_reference, reference_key
 from keras_mimo.models import MIMOConv, WideResNet
 
@@ -19,20 +19,34 @@ def load_golden(case):
     with np.load(GOLDEN_DIR / f"{case}.npz") as data:
         arrays = {key: data[key] for key in data.files}
     config = json.loads(str(arrays.pop("config")))
-    params = {key[len("param/"):]: value for key, value in arrays.items() if key.startswith("param/")}
+    params = {
+        key[len("param/") :]: value for key, value in arrays.items() if key.startswith("param/")
+    }
     return config, params, arrays
 
 
 def build_model(config):
     shape = (config["image_size"], config["image_size"], config["input_channels"])
     depth = 6 * config["layers"][0] + 4
-    common = dict(depth=depth, width=config["width"], num_classes=config["num_classes"], input_shape=shape,
-                  initial_width=config["initial_width"])
-    if config["model_class"] == "SuperWideResnet" and config["binding"] == "None" and config["capacity"] == 1:
+    common = dict(
+        depth=depth,
+        width=config["width"],
+        num_classes=config["num_classes"],
+        input_shape=shape,
+        initial_width=config["initial_width"],
+    )
+    if (
+        config["model_class"] == "SuperWideResnet"
+        and config["binding"] == "None"
+        and config["capacity"] == 1
+    ):
         return WideResNet(**common)
     return MIMOConv(
-        capacity=config["capacity"], binding=config["binding"].lower(), activation=ACTIVATION[config["block"]],
-        isometry_regularization=1e-4 if config["model_class"] == "SuperWideISONet" else 0.0, **common,
+        capacity=config["capacity"],
+        binding=config["binding"].lower(),
+        activation=ACTIVATION[config["block"]],
+        isometry_regularization=1e-4 if config["model_class"] == "SuperWideISONet" else 0.0,
+        **common,
     )
 
 
@@ -45,7 +59,7 @@ def test_converted_model_matches_reference_logits(case):
     config, params, arrays = load_golden(case)
     model = from_reference(params, build_model(config))
     images = np.transpose(arrays["inputs"], (0, 2, 3, 1))
-    levels = sorted(int(k[len("logits_n"):]) for k in arrays if k.startswith("logits_n"))
+    levels = sorted(int(k[len("logits_n") :]) for k in arrays if k.startswith("logits_n"))
     assert levels == [n for n in (1, 2, 4) if config["capacity"] % n == 0]
     for n in levels:
         model.superposition = n
@@ -57,7 +71,9 @@ def test_model_losses_are_the_reference_regularisers(case):
     config, params, arrays = load_golden(case)
     model = from_reference(params, build_model(config))
     total = sum(float(loss) for loss in model.losses)
-    expected = 0.1 * float(arrays["binding_regularization"]) + 1e-4 * float(arrays["isometry_regularization"])
+    expected = 0.1 * float(arrays["binding_regularization"]) + 1e-4 * float(
+        arrays["isometry_regularization"]
+    )
     np.testing.assert_allclose(total, expected, rtol=1e-4, atol=1e-9)
 
 
@@ -98,7 +114,13 @@ def test_loads_pt_checkpoint(tmp_path):
     torch = pytest.importorskip("torch", reason="reading .pt files needs torch (the torch extra)")
     config, params, arrays = load_golden("mbat_cap4_prelu")
     path = tmp_path / "reference.pt"
-    torch.save({"model_state_dict": {k: torch.from_numpy(np.array(v)) for k, v in params.items()}, "epoch": 3}, path)
+    torch.save(
+        {
+            "model_state_dict": {k: torch.from_numpy(np.array(v)) for k, v in params.items()},
+            "epoch": 3,
+        },
+        path,
+    )
     model = from_reference(str(path), build_model(config))
     model.superposition = 4
     images = np.transpose(arrays["inputs"], (0, 2, 3, 1))

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_mimo.data import images as image_data
 from keras_mimo.data import (
     DATA_ENV_VAR,
     DatasetNotFoundError,
@@ -25,6 +24,7 @@ from keras_mimo.data import (
     read_idx,
     write_idx,
 )
+from keras_mimo.data import images as image_data
 
 SAMPLE_DIR = Path(__file__).parent / "data" / "images"
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -88,7 +88,10 @@ def no_local_data(monkeypatch, tmp_path):
     monkeypatch.setattr(
         image_data,
         "KNOWN_IDX_FOLDERS",
-        {"mnist": (str(tmp_path / "npm_mnist"),), "fashion_mnist": (str(tmp_path / "debian_fashion"),)},
+        {
+            "mnist": (str(tmp_path / "npm_mnist"),),
+            "fashion_mnist": (str(tmp_path / "debian_fashion"),),
+        },
     )
     return tmp_path
 
@@ -129,7 +132,11 @@ def store_tfds(name, data_dir, splits):
 @pytest.fixture(scope="module")
 def cifar_tfds_dir(tmp_path_factory, cifar_sample):
     images, labels = cifar_sample
-    return store_tfds("cifar10", tmp_path_factory.mktemp("tfds"), {"train": (images, labels), "test": (images, labels)})
+    return store_tfds(
+        "cifar10",
+        tmp_path_factory.mktemp("tfds"),
+        {"train": (images, labels), "test": (images, labels)},
+    )
 
 
 def numpy_normalise(images, name):
@@ -195,7 +202,10 @@ def corrupt_cases():
             b"\x00\x00\x07\x01" + struct.pack(">I", 2) + bytes(2),
             "{path}: unknown IDX data type 0x07 in the magic number; known types are 0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E.",
         ),
-        "too_short": (b"\x00\x00", "{path}: only 2 bytes; an IDX file starts with a 4-byte magic number."),
+        "too_short": (
+            b"\x00\x00",
+            "{path}: only 2 bytes; an IDX file starts with a 4-byte magic number.",
+        ),
         "truncated_header": (
             b"\x00\x00\x08\x03" + struct.pack(">I", 2),
             "{path}: truncated header: 3 dimensions need 16 header bytes, the file has 8.",
@@ -237,7 +247,10 @@ def test_read_idx_reports_truncated_gzip_and_wrong_rank(tmp_path):
     write_idx(labels, np.arange(4, dtype=np.uint8))
     with pytest.raises(IDXFormatError) as caught:
         read_idx(labels, expected_ndim=3)
-    assert str(caught.value) == f"{labels}: the file holds a 1-dimensional array, expected 3 dimensions."
+    assert (
+        str(caught.value)
+        == f"{labels}: the file holds a 1-dimensional array, expected 3 dimensions."
+    )
 
 
 def test_load_idx_split_checks_files_belong_together(tmp_path):
@@ -252,14 +265,21 @@ def test_load_idx_split_checks_files_belong_together(tmp_path):
     write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.full(12, 10, np.uint8))
     with pytest.raises(IDXFormatError) as caught:
         load_idx_split(tmp_path, "test", num_classes=10)
-    assert str(caught.value) == f"{tmp_path / 't10k-labels-idx1-ubyte'}: label 10 out of range for 10 classes."
+    assert (
+        str(caught.value)
+        == f"{tmp_path / 't10k-labels-idx1-ubyte'}: label 10 out of range for 10 classes."
+    )
 
 
 def test_corrupt_idx_file_fails_the_pipeline(tmp_path, mnist_like):
     folder = write_idx_folder(tmp_path / "idx", *mnist_like, compress=True)
     content = (folder / "t10k-images-idx3-ubyte.gz").read_bytes()
-    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(gzip.decompress(content)[:-28]))
-    with pytest.raises(IDXFormatError, match=r"truncated: the header declares shape \(1001, 28, 28\)"):
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(
+        gzip.compress(gzip.decompress(content)[:-28])
+    )
+    with pytest.raises(
+        IDXFormatError, match=r"truncated: the header declares shape \(1001, 28, 28\)"
+    ):
         image_eval_dataset("mnist", 8, data_dir=folder)
 
 
@@ -272,18 +292,28 @@ def test_corrupt_idx_file_fails_the_pipeline(tmp_path, mnist_like):
 def test_idx_folder_loads_exactly(tmp_path, mnist_like, no_local_data, compress):
     (train_images, train_labels), (test_images, test_labels) = mnist_like
     folder = write_idx_folder(tmp_path / "idx", *mnist_like, compress=compress)
-    assert find_image_data("mnist", data_dir=folder) == image_data.ImageDataLocation("idx", str(folder))
-    images, labels = collect(image_data.load_image_split("mnist", "test", data_dir=folder).batch(2000))
+    assert find_image_data("mnist", data_dir=folder) == image_data.ImageDataLocation(
+        "idx", str(folder)
+    )
+    images, labels = collect(
+        image_data.load_image_split("mnist", "test", data_dir=folder).batch(2000)
+    )
     np.testing.assert_array_equal(images[0], test_images[..., None])
     np.testing.assert_array_equal(labels[0], test_labels)
-    images, labels = collect(image_data.load_image_split("mnist", "train[10:20]", data_dir=folder).batch(2000))
+    images, labels = collect(
+        image_data.load_image_split("mnist", "train[10:20]", data_dir=folder).batch(2000)
+    )
     np.testing.assert_array_equal(images[0], train_images[10:20, ..., None])
     np.testing.assert_array_equal(labels[0], train_labels[10:20])
-    _, labels = collect(image_data.load_image_split("mnist", "test[90%:]", data_dir=folder).batch(2000))
+    _, labels = collect(
+        image_data.load_image_split("mnist", "test[90%:]", data_dir=folder).batch(2000)
+    )
     np.testing.assert_array_equal(labels[0], test_labels[901:])
 
 
-def test_idx_folder_found_through_subfolder_env_var_and_known_folders(tmp_path, mnist_like, no_local_data, monkeypatch):
+def test_idx_folder_found_through_subfolder_env_var_and_known_folders(
+    tmp_path, mnist_like, no_local_data, monkeypatch
+):
     root = tmp_path / "root"
     write_idx_folder(root / "fashion-mnist", *mnist_like, compress=True)
     assert find_image_data("fashion_mnist", data_dir=root).path == str(root / "fashion-mnist")
@@ -291,7 +321,9 @@ def test_idx_folder_found_through_subfolder_env_var_and_known_folders(tmp_path, 
     assert find_image_data("fashion_mnist").path == str(root / "fashion-mnist")
     # $KERAS_MIMO_DATA adds places to look; the installed folders are still searched after it.
     write_idx_folder(tmp_path / "npm_mnist", *mnist_like, compress=False)
-    assert find_image_data("mnist") == image_data.ImageDataLocation("idx", str(tmp_path / "npm_mnist"))
+    assert find_image_data("mnist") == image_data.ImageDataLocation(
+        "idx", str(tmp_path / "npm_mnist")
+    )
     # An explicit data_dir is the only place searched.
     with pytest.raises(DatasetNotFoundError):
         find_image_data("mnist", data_dir=root)
@@ -350,9 +382,14 @@ def test_missing_fashion_mnist_and_cifar_errors(no_local_data, monkeypatch):
             "then pass data_dir=DIR or set KERAS_MIMO_DATA=DIR",
         ]
     )
-    with pytest.raises(ValueError, match="CIFAR-100 is not distributed as IDX files; use source='tfds' or 'auto'."):
+    with pytest.raises(
+        ValueError, match="CIFAR-100 is not distributed as IDX files; use source='tfds' or 'auto'."
+    ):
         find_image_data("cifar100", source="idx")
-    with pytest.raises(ValueError, match="Unknown image dataset 'imagenet'; known datasets: cifar10, cifar100, svhn, mnist, fashion_mnist."):
+    with pytest.raises(
+        ValueError,
+        match="Unknown image dataset 'imagenet'; known datasets: cifar10, cifar100, svhn, mnist, fashion_mnist.",
+    ):
         image_dataset_spec("imagenet")
 
 
@@ -377,34 +414,51 @@ def test_debian_fashion_mnist_found_without_configuration(monkeypatch):
     assert location == image_data.ImageDataLocation("idx", str(DEBIAN_FASHION_MNIST))
     labels = read_idx(DEBIAN_FASHION_MNIST / "t10k-labels-idx1-ubyte.gz", expected_ndim=1)
     assert labels.shape == (10000,)
-    np.testing.assert_array_equal(np.bincount(labels), np.full(10, 1000))  # the test set is balanced
+    np.testing.assert_array_equal(
+        np.bincount(labels), np.full(10, 1000)
+    )  # the test set is balanced
     images, labels = collect(image_eval_dataset("fashion_mnist", 250, 4))
     assert sum(len(batch) for batch in labels) == 10000
     assert images[0].shape == (1000, 20, 20, 1)
 
 
-def test_tfds_data_dir_loads_real_cifar_images(cifar_tfds_dir, cifar_sample, no_local_data, monkeypatch):
+def test_tfds_data_dir_loads_real_cifar_images(
+    cifar_tfds_dir, cifar_sample, no_local_data, monkeypatch
+):
     sample_images, sample_labels = cifar_sample
-    assert find_image_data("cifar10", data_dir=cifar_tfds_dir) == image_data.ImageDataLocation("tfds", str(cifar_tfds_dir))
+    assert find_image_data("cifar10", data_dir=cifar_tfds_dir) == image_data.ImageDataLocation(
+        "tfds", str(cifar_tfds_dir)
+    )
     images, labels = collect(image_eval_dataset("cifar10", 3, 2, data_dir=cifar_tfds_dir))
     assert [len(batch) for batch in labels] == [6, 6, 6, 2]
     assert all(batch.dtype == np.int64 for batch in labels)
     np.testing.assert_array_equal(np.concatenate(labels), sample_labels)
-    np.testing.assert_allclose(np.concatenate(images), numpy_normalise(sample_images, "cifar10"), atol=1e-5)
+    np.testing.assert_allclose(
+        np.concatenate(images), numpy_normalise(sample_images, "cifar10"), atol=1e-5
+    )
     monkeypatch.setenv(DATA_ENV_VAR, str(cifar_tfds_dir))
     assert find_image_data("cifar10") == image_data.ImageDataLocation("tfds", str(cifar_tfds_dir))
 
 
 def test_tfds_copy_of_an_idx_dataset(tmp_path, mnist_like, no_local_data):
     (train_images, train_labels), _ = mnist_like
-    store_tfds("mnist", tmp_path, {"train": (train_images[..., None], train_labels), "test": (train_images[:5, ..., None], train_labels[:5])})
+    store_tfds(
+        "mnist",
+        tmp_path,
+        {
+            "train": (train_images[..., None], train_labels),
+            "test": (train_images[:5, ..., None], train_labels[:5]),
+        },
+    )
     assert find_image_data("mnist", data_dir=tmp_path).kind == "tfds"
     with pytest.raises(DatasetNotFoundError, match="Looked for the IDX files"):
         find_image_data("mnist", data_dir=tmp_path, source="idx")
     images, labels = collect(image_eval_dataset("mnist", 2, data_dir=tmp_path))
     np.testing.assert_array_equal(np.concatenate(labels), train_labels[:5])
     np.testing.assert_allclose(
-        np.concatenate(images), numpy_normalise(train_images[:5, 4:24, 4:24, None], "mnist"), atol=1e-5
+        np.concatenate(images),
+        numpy_normalise(train_images[:5, 4:24, 4:24, None], "mnist"),
+        atol=1e-5,
     )
 
 
@@ -433,10 +487,14 @@ def test_fashion_mnist_constants_are_its_training_statistics():
 
 def test_center_crop_takes_the_exact_central_pixels():
     images = np.arange(2 * 28 * 28, dtype=np.int32).reshape(2, 28, 28, 1)
-    np.testing.assert_array_equal(image_data.center_crop(tf.constant(images), 20).numpy(), images[:, 4:24, 4:24])
+    np.testing.assert_array_equal(
+        image_data.center_crop(tf.constant(images), 20).numpy(), images[:, 4:24, 4:24]
+    )
     odd = np.arange(27 * 27).reshape(27, 27, 1)
     # torchvision's offset: round((27 - 20) / 2) = round(3.5) = 4 (round half to even).
-    np.testing.assert_array_equal(image_data.center_crop(tf.constant(odd), 20).numpy(), odd[4:24, 4:24])
+    np.testing.assert_array_equal(
+        image_data.center_crop(tf.constant(odd), 20).numpy(), odd[4:24, 4:24]
+    )
     assert image_dataset_spec("mnist").input_shape == (20, 20, 1)
     assert image_dataset_spec("cifar100").input_shape == (32, 32, 3)
 
@@ -444,7 +502,9 @@ def test_center_crop_takes_the_exact_central_pixels():
 def test_flips_really_flip(cifar_sample):
     images = np.tile(cifar_sample[0], (10, 1, 1, 1))
     flipped = image_data.random_flip_batch(tf.constant(images), seed=[3, 4]).numpy()
-    was_flipped = np.array([np.array_equal(out, image[:, ::-1]) for out, image in zip(flipped, images)])
+    was_flipped = np.array(
+        [np.array_equal(out, image[:, ::-1]) for out, image in zip(flipped, images)]
+    )
     unchanged = np.array([np.array_equal(out, image) for out, image in zip(flipped, images)])
     assert np.all(was_flipped ^ unchanged)  # real images are not mirror-symmetric
     assert 60 < was_flipped.sum() < 140
@@ -452,17 +512,25 @@ def test_flips_really_flip(cifar_sample):
 
 def matching_windows(output, padded, size):
     steps = padded.shape[0] - size + 1
-    return [(row, col) for row in range(steps) for col in range(steps)
-            if np.array_equal(padded[row : row + size, col : col + size], output)]
+    return [
+        (row, col)
+        for row in range(steps)
+        for col in range(steps)
+        if np.array_equal(padded[row : row + size, col : col + size], output)
+    ]
 
 
 def test_reflect_padded_random_crop(cifar_sample):
     images = np.tile(cifar_sample[0], (6, 1, 1, 1))
-    cropped = image_data.random_crop_batch(tf.constant(images), 4, seed=[5, 6], mode="REFLECT").numpy()
+    cropped = image_data.random_crop_batch(
+        tf.constant(images), 4, seed=[5, 6], mode="REFLECT"
+    ).numpy()
     assert cropped.shape == images.shape
     offsets = []
     for out, image in zip(cropped, images):
-        padded = np.pad(image, ((4, 4), (4, 4), (0, 0)), mode="reflect")  # torchvision's padding_mode="reflect"
+        padded = np.pad(
+            image, ((4, 4), (4, 4), (0, 0)), mode="reflect"
+        )  # torchvision's padding_mode="reflect"
         matches = matching_windows(out, padded, 32)
         assert len(matches) == 1
         offsets.append(matches[0])
@@ -473,7 +541,9 @@ def test_reflect_padded_random_crop(cifar_sample):
 
 def test_svhn_augmentation_is_zero_padded_crop_without_flip(cifar_sample):
     images = np.tile(cifar_sample[0], (3, 1, 1, 1))
-    augmented = image_data.augment_train_batch(tf.constant(images), "svhn", seed=tf.constant([7, 8], tf.int64)).numpy()
+    augmented = image_data.augment_train_batch(
+        tf.constant(images), "svhn", seed=tf.constant([7, 8], tf.int64)
+    ).numpy()
     raw = to_pixels(augmented, "svhn")
     saw_padding = False
     for out, image in zip(raw, images):
@@ -488,7 +558,9 @@ def test_svhn_augmentation_is_zero_padded_crop_without_flip(cifar_sample):
 
 def test_mnist_augmentation_flips_then_crops_the_centre(mnist_like):
     images = mnist_like[1][0][:64, ..., None]
-    augmented = image_data.augment_train_batch(tf.constant(images), "mnist", seed=tf.constant([1, 2], tf.int64)).numpy()
+    augmented = image_data.augment_train_batch(
+        tf.constant(images), "mnist", seed=tf.constant([1, 2], tf.int64)
+    ).numpy()
     assert augmented.shape == (64, 20, 20, 1)
     plain = numpy_normalise(images[:, 4:24, 4:24], "mnist")
     mirrored = numpy_normalise(images[:, :, ::-1][:, 4:24, 4:24], "mnist")
@@ -500,9 +572,13 @@ def test_mnist_augmentation_flips_then_crops_the_centre(mnist_like):
 
 def test_mixup_is_one_convex_combination_for_images_and_labels(cifar_sample):
     images = numpy_normalise(cifar_sample[0][:10], "cifar10").astype(np.float32)
-    labels = np.eye(10, dtype=np.float32)  # every example its own class, so the partner can be read off
+    labels = np.eye(
+        10, dtype=np.float32
+    )  # every example its own class, so the partner can be read off
     for seed in ([1, 2], [3, 4], [5, 6]):
-        mixed_images, mixed_labels = (t.numpy() for t in mixup_batch(tf.constant(images), tf.constant(labels), 1.0, seed))
+        mixed_images, mixed_labels = (
+            t.numpy() for t in mixup_batch(tf.constant(images), tf.constant(labels), 1.0, seed)
+        )
         np.testing.assert_allclose(mixed_labels.sum(axis=1), 1.0, rtol=1e-6)
         lam = None
         partners = []
@@ -517,18 +593,24 @@ def test_mixup_is_one_convex_combination_for_images_and_labels(cifar_sample):
                 lam = own if lam is None else lam
                 assert own == pytest.approx(lam, abs=1e-6), "one lambda for the whole batch"
                 assert weights[partner] == pytest.approx(1 - lam, abs=1e-6)
-            np.testing.assert_allclose(mixed_images[row], own * images[row] + (1 - own) * images[partner], atol=1e-5)
+            np.testing.assert_allclose(
+                mixed_images[row], own * images[row] + (1 - own) * images[partner], atol=1e-5
+            )
         assert sorted(partners) == list(range(10)), "partners are a permutation of the batch"
         assert lam is not None and 0 < lam < 1
 
 
 def test_mixup_weight_follows_beta_alpha_alpha():
     def draw(alpha):
-        return np.array([float(image_data.sample_mixup_weight(alpha, [seed, 0])) for seed in range(250)])
+        return np.array(
+            [float(image_data.sample_mixup_weight(alpha, [seed, 0])) for seed in range(250)]
+        )
 
     draws = draw(1.0)
     assert np.all((draws > 0) & (draws < 1))
-    assert abs(draws.mean() - 0.5) < 0.05 and abs(draws.var() - 1 / 12) < 0.02  # Beta(1, 1) = uniform
+    assert (
+        abs(draws.mean() - 0.5) < 0.05 and abs(draws.var() - 1 / 12) < 0.02
+    )  # Beta(1, 1) = uniform
     small = draw(0.2)
     assert np.mean((small < 0.1) | (small > 0.9)) > 0.5  # Beta(0.2, 0.2) piles up near 0 and 1
 
@@ -543,28 +625,42 @@ def test_eval_keeps_every_example_in_order(idx_folder, mnist_like):
     images, labels = collect(image_eval_dataset("mnist", 8, 4, data_dir=idx_folder))
     assert [len(batch) for batch in labels] == [32] * 31 + [9]
     np.testing.assert_array_equal(np.concatenate(labels), test_labels)
-    np.testing.assert_allclose(np.concatenate(images), numpy_normalise(test_images[:, 4:24, 4:24, None], "mnist"), atol=1e-5)
-    _, one_hot = collect(image_eval_dataset("mnist", 1000, data_dir=idx_folder, one_hot_labels=True))
+    np.testing.assert_allclose(
+        np.concatenate(images),
+        numpy_normalise(test_images[:, 4:24, 4:24, None], "mnist"),
+        atol=1e-5,
+    )
+    _, one_hot = collect(
+        image_eval_dataset("mnist", 1000, data_dir=idx_folder, one_hot_labels=True)
+    )
     assert [len(batch) for batch in one_hot] == [1000, 1]
-    np.testing.assert_array_equal(np.concatenate(one_hot), np.eye(10, dtype=np.float32)[test_labels])
+    np.testing.assert_array_equal(
+        np.concatenate(one_hot), np.eye(10, dtype=np.float32)[test_labels]
+    )
 
 
 def test_train_batches_hold_batch_size_times_superposition_images(idx_folder, mnist_like):
     test_images, test_labels = mnist_like[1]
-    kept = image_train_dataset("mnist", 8, 4, data_dir=idx_folder, split="test", seed=0, augment=False, mixup_alpha=None)
+    kept = image_train_dataset(
+        "mnist", 8, 4, data_dir=idx_folder, split="test", seed=0, augment=False, mixup_alpha=None
+    )
     images, labels = collect(kept)
     assert [len(batch) for batch in labels] == [32] * 31 + [9]
     all_labels = np.concatenate(labels)
     assert all_labels.dtype == np.int64
     assert not np.array_equal(all_labels, test_labels), "shuffled"
     # Every example exactly once per epoch: match the images back to the originals, pixel for pixel.
-    originals = {image.tobytes(): index for index, image in enumerate(test_images[:, 4:24, 4:24, None])}
+    originals = {
+        image.tobytes(): index for index, image in enumerate(test_images[:, 4:24, 4:24, None])
+    }
     assert len(originals) == 1001
     order = [originals[image.tobytes()] for image in to_pixels(np.concatenate(images), "mnist")]
     assert sorted(order) == list(range(1001))
     np.testing.assert_array_equal(all_labels, test_labels[order])
     assert int(kept.cardinality()) == 32  # steps per epoch, known before iterating
-    dropped = image_train_dataset("mnist", 8, 4, data_dir=idx_folder, split="test", seed=0, drop_remainder=True)
+    dropped = image_train_dataset(
+        "mnist", 8, 4, data_dir=idx_folder, split="test", seed=0, drop_remainder=True
+    )
     shapes = [tuple(batch_images.shape) for batch_images, _ in dropped]
     assert shapes == [(32, 20, 20, 1)] * 31 and int(dropped.cardinality()) == 31
 
@@ -572,12 +668,23 @@ def test_train_batches_hold_batch_size_times_superposition_images(idx_folder, mn
 def test_passes_per_epoch_repeats_the_data_reshuffled(idx_folder, mnist_like):
     train_images, train_labels = mnist_like[0]
     dataset = image_train_dataset(
-        "mnist", 5, 2, data_dir=idx_folder, seed=1, augment=False, mixup_alpha=None, passes_per_epoch=4
+        "mnist",
+        5,
+        2,
+        data_dir=idx_folder,
+        seed=1,
+        augment=False,
+        mixup_alpha=None,
+        passes_per_epoch=4,
     )
     assert int(dataset.cardinality()) == 39  # 4 * 96 = 384 images in batches of 10
     images, labels = collect(dataset)
-    originals = {image.tobytes(): index for index, image in enumerate(train_images[:, 4:24, 4:24, None])}
-    order = np.array([originals[image.tobytes()] for image in to_pixels(np.concatenate(images), "mnist")])
+    originals = {
+        image.tobytes(): index for index, image in enumerate(train_images[:, 4:24, 4:24, None])
+    }
+    order = np.array(
+        [originals[image.tobytes()] for image in to_pixels(np.concatenate(images), "mnist")]
+    )
     np.testing.assert_array_equal(np.bincount(order, minlength=96), np.full(96, 4))
     passes = order.reshape(4, 96)
     assert all(sorted(one_pass) == list(range(96)) for one_pass in passes)
@@ -595,10 +702,16 @@ def test_same_seed_same_batches_every_epoch(cifar_tfds_dir):
         for a, b in zip(images_a + labels_a, images_b + labels_b):
             np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[0][0][0], other[0][0][0])
-    assert not np.array_equal(first[0][0][0], first[1][0][0]), "a new shuffle, augmentation and mixup each epoch"
+    assert not np.array_equal(first[0][0][0], first[1][0][0]), (
+        "a new shuffle, augmentation and mixup each epoch"
+    )
     images, labels = first[0]
     assert [len(batch) for batch in labels] == [8, 8, 4]
-    assert images[0].dtype == np.float32 and labels[0].dtype == np.float32 and labels[0].shape == (8, 10)
+    assert (
+        images[0].dtype == np.float32
+        and labels[0].dtype == np.float32
+        and labels[0].shape == (8, 10)
+    )
     np.testing.assert_allclose(np.concatenate(labels).sum(axis=1), 1.0, rtol=1e-6)
 
 
@@ -614,7 +727,9 @@ def test_train_pipeline_augments_real_cifar_images(cifar_tfds_dir, cifar_sample)
             for mirrored in (False, True):
                 image = sample_images[index][:, ::-1] if mirrored else sample_images[index]
                 padded = np.pad(image, ((4, 4), (4, 4), (0, 0)), mode="reflect")
-                matches += [(index, mirrored, offset) for offset in matching_windows(out, padded, 32)]
+                matches += [
+                    (index, mirrored, offset) for offset in matching_windows(out, padded, 32)
+                ]
         assert len(matches) == 1, "each output is one flip/crop of one original of its class"
         flips += matches[0][1]
     assert 0 < flips < 20
@@ -622,7 +737,9 @@ def test_train_pipeline_augments_real_cifar_images(cifar_tfds_dir, cifar_sample)
 
 def test_mixup_in_the_pipeline_mixes_pairs_of_the_batch(idx_folder, mnist_like):
     train_images, train_labels = mnist_like[0]
-    dataset = image_train_dataset("mnist", 16, 2, data_dir=idx_folder, seed=5, augment=False, mixup_alpha=1.0)
+    dataset = image_train_dataset(
+        "mnist", 16, 2, data_dir=idx_folder, seed=5, augment=False, mixup_alpha=1.0
+    )
     images, labels = collect(dataset)
     assert [len(batch) for batch in labels] == [32, 32, 32]
     originals = numpy_normalise(train_images[:, 4:24, 4:24, None], "mnist").reshape(96, -1)
@@ -636,7 +753,9 @@ def test_mixup_in_the_pipeline_mixes_pairs_of_the_batch(idx_folder, mnist_like):
     for row_weights, label in zip(weights, mixed_labels):
         weights_rounded = np.where(np.abs(row_weights) < 1e-4, 0.0, row_weights)
         assert 1 <= np.count_nonzero(weights_rounded) <= 2
-        assert np.all(weights_rounded >= 0) and weights_rounded.sum() == pytest.approx(1.0, abs=1e-4)
+        assert np.all(weights_rounded >= 0) and weights_rounded.sum() == pytest.approx(
+            1.0, abs=1e-4
+        )
         expected_label = np.zeros(10)
         np.add.at(expected_label, train_labels, weights_rounded)
         np.testing.assert_allclose(label, expected_label, atol=1e-4)
@@ -650,19 +769,36 @@ def test_mixup_in_the_pipeline_mixes_pairs_of_the_batch(idx_folder, mnist_like):
 def test_epoch_stream_resumed_at_an_epoch_continues_the_same_batches(cifar_tfds_dir):
     # What a resumed training run feeds model.fit: epoch k of the stream is a function of (seed, k) only.
     def stream(first_epoch, seed=3):
-        return image_train_dataset("cifar10", 4, 2, data_dir=cifar_tfds_dir, seed=seed, passes_per_epoch=2,
-                                   drop_remainder=True, epochs=4, first_epoch=first_epoch)
+        return image_train_dataset(
+            "cifar10",
+            4,
+            2,
+            data_dir=cifar_tfds_dir,
+            seed=seed,
+            passes_per_epoch=2,
+            drop_remainder=True,
+            epochs=4,
+            first_epoch=first_epoch,
+        )
 
     whole, resumed = stream(0), stream(2)
-    assert int(whole.cardinality()) == 4 * 5 and int(resumed.cardinality()) == 2 * 5  # 2 passes of 20 in batches of 8
+    assert (
+        int(whole.cardinality()) == 4 * 5 and int(resumed.cardinality()) == 2 * 5
+    )  # 2 passes of 20 in batches of 8
     whole_images, whole_labels = collect(whole)
     resumed_images, resumed_labels = collect(resumed)
-    for a, b in zip(whole_images[10:] + whole_labels[10:], resumed_images + resumed_labels, strict=True):
+    for a, b in zip(
+        whole_images[10:] + whole_labels[10:], resumed_images + resumed_labels, strict=True
+    ):
         np.testing.assert_array_equal(a, b)
-    epochs = [np.concatenate(whole_images[i * 5:(i + 1) * 5]) for i in range(4)]
-    assert len({epoch.tobytes() for epoch in epochs}) == 4, "every epoch shuffled, augmented and mixed anew"
+    epochs = [np.concatenate(whole_images[i * 5 : (i + 1) * 5]) for i in range(4)]
+    assert len({epoch.tobytes() for epoch in epochs}) == 4, (
+        "every epoch shuffled, augmented and mixed anew"
+    )
     assert not np.array_equal(collect(stream(0, seed=4))[0][0], whole_images[0])
-    with pytest.raises(ValueError, match="first_epoch=4 leaves no epoch to train: it must be below epochs=4."):
+    with pytest.raises(
+        ValueError, match="first_epoch=4 leaves no epoch to train: it must be below epochs=4."
+    ):
         stream(4)
     with pytest.raises(ValueError, match="epochs must be a non-negative integer, got 2.5."):
         image_train_dataset("cifar10", 4, data_dir=cifar_tfds_dir, epochs=2.5)
@@ -673,7 +809,9 @@ def test_bad_arguments_are_named():
         image_train_dataset("cifar10", 0)
     with pytest.raises(ValueError, match="superposition=1.5 must be a positive integer."):
         image_eval_dataset("cifar10", 8, 1.5)
-    with pytest.raises(ValueError, match=r"mixup produces soft labels: it needs one_hot_labels=True \(or None\)."):
+    with pytest.raises(
+        ValueError, match=r"mixup produces soft labels: it needs one_hot_labels=True \(or None\)."
+    ):
         image_train_dataset("cifar10", 8, mixup_alpha=1.0, one_hot_labels=False)
     with pytest.raises(ValueError, match="passes_per_epoch=0 must be a positive integer."):
         image_train_dataset("cifar10", 8, passes_per_epoch=0)
@@ -713,18 +851,28 @@ def test_fit_with_mixup_on_idx_pipeline(idx_folder):
     model.compile(optimizer="sgd", loss=keras.losses.CategoricalCrossentropy(from_logits=True))
     # 96 images -> 6 batches of 16 (one batch shape keeps JAX's compilations to one per step function).
     train = image_train_dataset("mnist", 8, 2, data_dir=idx_folder, seed=0)
-    validation = image_eval_dataset("mnist", 8, 2, data_dir=idx_folder, split="train", one_hot_labels=True)
+    validation = image_eval_dataset(
+        "mnist", 8, 2, data_dir=idx_folder, split="train", one_hot_labels=True
+    )
     counter = CountBatches()
     history = model.fit(train, validation_data=validation, epochs=1, verbose=0, callbacks=[counter])
     assert counter.train_batches == 6
-    assert np.all(np.isfinite(history.history["loss"])) and np.all(np.isfinite(history.history["val_loss"]))
+    assert np.all(np.isfinite(history.history["loss"])) and np.all(
+        np.isfinite(history.history["val_loss"])
+    )
 
 
 def test_fit_with_integer_labels_on_tfds_pipeline(cifar_tfds_dir):
     spec = image_dataset_spec("cifar10")
     model = tiny_classifier(spec.input_shape, spec.num_classes)
-    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    train = image_train_dataset("cifar10", 3, 2, data_dir=cifar_tfds_dir, seed=0, mixup_alpha=None)  # 20 -> 6+6+6+2
+    model.compile(
+        optimizer="sgd",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    train = image_train_dataset(
+        "cifar10", 3, 2, data_dir=cifar_tfds_dir, seed=0, mixup_alpha=None
+    )  # 20 -> 6+6+6+2
     counter = CountBatches()
     history = model.fit(train, epochs=1, verbose=0, callbacks=[counter])
     assert counter.train_batches == 4  # the short last batch is trained on, not dropped

@@ -27,27 +27,30 @@ def _decode_listops(tokens):
 # ---------------------------------------------------------------------------------------------------
 # ListOps: evaluator
 # ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("source, value", [
-    ("[MAX 2 9 ]", 9),
-    ("( ( ( [MAX 2 ) 9 ) ] )", 9),
-    ("[MIN 4 7 1 ]", 1),
-    ("[MAX 2 9 [MIN 4 7 ] 0 ]", 9),          # the example of the ListOps paper
-    ("[MED 3 1 2 ]", 2),                      # odd count: the middle value
-    ("[MED 1 2 ]", 1),                        # even count: mean 1.5 truncated
-    ("[MED 0 9 ]", 4),                        # 4.5 -> 4
-    ("[MED 1 8 2 7 ]", 4),                    # sorted 1 2 7 8: (2 + 7) / 2 = 4.5 -> 4
-    ("[MED 9 9 8 8 ]", 8),                    # 8.5 -> 8
-    ("[MED 4 4 ]", 4),
-    ("[SM 9 9 9 ]", 7),                       # 27 mod 10
-    ("[SM 5 5 ]", 0),
-    ("[SM 0 0 ]", 0),
-    ("[SM [MED 1 2 ] [MAX 9 8 ] ]", 0),       # (1 + 9) mod 10
-    ("[MIN [SM 9 9 ] [MAX 0 [MED 7 8 9 ] ] ]", 8),
-    ("[FIRST 3 1 ]", 3),
-    ("[LAST 3 1 ]", 1),
-    ("[MAX 2 9 X", 9),                        # tokenised form: X for ']'
-    ("7", 7),
-])
+@pytest.mark.parametrize(
+    "source, value",
+    [
+        ("[MAX 2 9 ]", 9),
+        ("( ( ( [MAX 2 ) 9 ) ] )", 9),
+        ("[MIN 4 7 1 ]", 1),
+        ("[MAX 2 9 [MIN 4 7 ] 0 ]", 9),  # the example of the ListOps paper
+        ("[MED 3 1 2 ]", 2),  # odd count: the middle value
+        ("[MED 1 2 ]", 1),  # even count: mean 1.5 truncated
+        ("[MED 0 9 ]", 4),  # 4.5 -> 4
+        ("[MED 1 8 2 7 ]", 4),  # sorted 1 2 7 8: (2 + 7) / 2 = 4.5 -> 4
+        ("[MED 9 9 8 8 ]", 8),  # 8.5 -> 8
+        ("[MED 4 4 ]", 4),
+        ("[SM 9 9 9 ]", 7),  # 27 mod 10
+        ("[SM 5 5 ]", 0),
+        ("[SM 0 0 ]", 0),
+        ("[SM [MED 1 2 ] [MAX 9 8 ] ]", 0),  # (1 + 9) mod 10
+        ("[MIN [SM 9 9 ] [MAX 0 [MED 7 8 9 ] ] ]", 8),
+        ("[FIRST 3 1 ]", 3),
+        ("[LAST 3 1 ]", 1),
+        ("[MAX 2 9 X", 9),  # tokenised form: X for ']'
+        ("7", 7),
+    ],
+)
 def test_evaluate_hand_written(source, value):
     assert lra.evaluate_listops(source) == value
 
@@ -153,7 +156,9 @@ def test_generator_deterministic_under_seed():
 @pytest.fixture(scope="module")
 def listops_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("listops")
-    lra.write_listops_splits(str(d), num_train=42, num_dev=10, num_test=11, min_length=10, max_length=60, seed=3)
+    lra.write_listops_splits(
+        str(d), num_train=42, num_dev=10, num_test=11, min_length=10, max_length=60, seed=3
+    )
     return d
 
 
@@ -186,7 +191,11 @@ def test_listops_roundtrip_eval_keeps_order_and_remainder(listops_dir):
     _, rows = _read_tsv(listops_dir / "basic_val.tsv")
     ds = lra.listops_dataset(str(listops_dir), "dev", batch_size=2, grid=(1, 2), max_length=60)
     batches = _batches(ds)
-    assert [x.shape for x, _ in batches] == [(4, 60), (4, 60), (2, 60)]  # 10 = 4 + 4 + 2: nothing dropped
+    assert [x.shape for x, _ in batches] == [
+        (4, 60),
+        (4, 60),
+        (2, 60),
+    ]  # 10 = 4 + 4 + 2: nothing dropped
     tokens = np.concatenate([x for x, _ in batches])
     labels = np.concatenate([y for _, y in batches])
     assert tokens.dtype == np.int32 and labels.dtype == np.int32
@@ -195,13 +204,18 @@ def test_listops_roundtrip_eval_keeps_order_and_remainder(listops_dir):
         mask = tok != 0
         assert mask.sum() == n and mask[:n].all() and not mask[n:].any()  # right padding with 0
         assert lab == target
-        assert _decode_listops(tok).split() == source.replace("(", " ").replace(")", " ").replace("]", "X").split()
+        assert (
+            _decode_listops(tok).split()
+            == source.replace("(", " ").replace(")", " ").replace("]", "X").split()
+        )
         assert lra.evaluate_listops(_decode_listops(tok)) == target
 
 
 def test_listops_train_batches_shuffle_and_drop(listops_dir):
     def order(seed):
-        ds = lra.listops_dataset(listops_dir, "train", batch_size=2, grid=(2, 2), max_length=60, seed=seed)
+        ds = lra.listops_dataset(
+            listops_dir, "train", batch_size=2, grid=(2, 2), max_length=60, seed=seed
+        )
         b = _batches(ds)
         assert [x.shape for x, _ in b] == [(8, 60)] * 5  # B * M * N = 8; 42 -> 5 full batches
         return np.concatenate([x for x, _ in b])
@@ -209,8 +223,14 @@ def test_listops_train_batches_shuffle_and_drop(listops_dir):
     a, a2, c = order(0), order(0), order(1)
     np.testing.assert_array_equal(a, a2)
     assert not np.array_equal(a, c)
-    file_tokens = np.stack([x for x, _ in lra.listops_dataset(listops_dir, "train", batch_size=None,
-                                                              shuffle=False, max_length=60).as_numpy_iterator()])
+    file_tokens = np.stack(
+        [
+            x
+            for x, _ in lra.listops_dataset(
+                listops_dir, "train", batch_size=None, shuffle=False, max_length=60
+            ).as_numpy_iterator()
+        ]
+    )
     assert file_tokens.shape == (42, 60)
     assert not np.array_equal(a, file_tokens[:40])  # shuffled
     file_set = {t.tobytes() for t in file_tokens}
@@ -228,11 +248,17 @@ def test_listops_overflow_policies(tmp_path):
     np.testing.assert_array_equal(x[0], [12, 2, 3, 4, 5])  # first max_length tokens: [MAX 1 2 3 4
     np.testing.assert_array_equal(x[1], [14, 2, 3, 17, 0])
     np.testing.assert_array_equal(y, [6, 3])
-    skipped = _batches(lra.listops_dataset(tmp_path, "test", batch_size=4, max_length=5, overflow="skip"))
+    skipped = _batches(
+        lra.listops_dataset(tmp_path, "test", batch_size=4, max_length=5, overflow="skip")
+    )
     assert len(skipped) == 1 and skipped[0][0].shape == (1, 5) and skipped[0][1].tolist() == [3]
     with pytest.raises(tf.errors.InvalidArgumentError, match="max_length=5"):
-        _batches(lra.listops_dataset(tmp_path, "test", batch_size=4, max_length=5, overflow="error"))
-    ok = _batches(lra.listops_dataset(tmp_path, "test", batch_size=4, max_length=9, overflow="error"))
+        _batches(
+            lra.listops_dataset(tmp_path, "test", batch_size=4, max_length=5, overflow="error")
+        )
+    ok = _batches(
+        lra.listops_dataset(tmp_path, "test", batch_size=4, max_length=9, overflow="error")
+    )
     assert ok[0][0].shape == (2, 9)
     with pytest.raises(ValueError):
         lra.listops_dataset(tmp_path, "test", overflow="wrap")
@@ -241,8 +267,12 @@ def test_listops_overflow_policies(tmp_path):
 def test_listops_loader_reads_lf_files_swapped_columns_and_unknown_tokens(tmp_path):
     (tmp_path / "basic_train.tsv").write_text("Target\tSource\n4\t( ( [MIN 4 ) [FOO ] )\n")
     (tmp_path / "basic_val.tsv").write_text("Source\tTarget\n[MAX 0 9 ]\t9\n")
-    x, y = _batches(lra.listops_dataset(tmp_path, "train", batch_size=1, max_length=6, shuffle=False))[0]
-    np.testing.assert_array_equal(x[0], [11, 5, lra.LISTOPS_VOCAB_SIZE - 1, 17, 0, 0])  # [FOO -> unknown id 18
+    x, y = _batches(
+        lra.listops_dataset(tmp_path, "train", batch_size=1, max_length=6, shuffle=False)
+    )[0]
+    np.testing.assert_array_equal(
+        x[0], [11, 5, lra.LISTOPS_VOCAB_SIZE - 1, 17, 0, 0]
+    )  # [FOO -> unknown id 18
     assert y.tolist() == [4]
     x, y = _batches(lra.listops_dataset(tmp_path, "val", batch_size=1, max_length=4))[0]
     np.testing.assert_array_equal(x[0], [12, 1, 10, 17])
@@ -260,10 +290,31 @@ def test_listops_missing_data_error(tmp_path):
 
 def test_listops_finds_release_layout_and_cli(tmp_path):
     out = tmp_path / "lra_release" / "listops-1000"
-    assert listops_mod.main(["--output_dir", str(out), "--num_train", "5", "--num_dev", "3", "--num_test", "2",
-                             "--min_length", "4", "--max_length", "20", "--seed", "9"]) == 0
-    ds = lra.listops_dataset(tmp_path, "test", batch_size=8, max_length=20)  # the folder above lra_release
-    (x, y), = _batches(ds)
+    assert (
+        listops_mod.main(
+            [
+                "--output_dir",
+                str(out),
+                "--num_train",
+                "5",
+                "--num_dev",
+                "3",
+                "--num_test",
+                "2",
+                "--min_length",
+                "4",
+                "--max_length",
+                "20",
+                "--seed",
+                "9",
+            ]
+        )
+        == 0
+    )
+    ds = lra.listops_dataset(
+        tmp_path, "test", batch_size=8, max_length=20
+    )  # the folder above lra_release
+    ((x, y),) = _batches(ds)
     assert x.shape == (2, 20)
     rows = lra.generate_listops(10, min_length=4, max_length=20, seed=9)[8:]
     assert y.tolist() == [t for _, t in rows]
@@ -283,23 +334,34 @@ def _write_tfds(data_dir, name, splits):
             for ex in examples:
                 w.write(features.serialize_example(ex))
     tfds.folder_dataset.write_metadata(
-        data_dir=builder.data_dir, features=features,
-        filename_template="{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}-of-{NUM_SHARDS}")
+        data_dir=builder.data_dir,
+        features=features,
+        filename_template="{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}-of-{NUM_SHARDS}",
+    )
 
 
-IMDB_TRAIN = ["A fine film.", "Terrible, \"awful\"\tand long; would not watch again!", "Caf\u00e9 sc\u00e8ne",
-              "ok", "x" * 40]
+IMDB_TRAIN = [
+    "A fine film.",
+    'Terrible, "awful"\tand long; would not watch again!',
+    "Caf\u00e9 sc\u00e8ne",
+    "ok",
+    "x" * 40,
+]
 IMDB_TEST = ["Great", "Bad movie, bad actors", "meh"]
 
 
 @pytest.fixture(scope="module")
 def imdb_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("tfds_imdb")
-    _write_tfds(d, "imdb_reviews", {
-        "train": [{"text": t, "label": i % 2} for i, t in enumerate(IMDB_TRAIN)],
-        "test": [{"text": t, "label": (i + 1) % 2} for i, t in enumerate(IMDB_TEST)],
-        "unsupervised": [{"text": "unlabelled", "label": -1}],
-    })
+    _write_tfds(
+        d,
+        "imdb_reviews",
+        {
+            "train": [{"text": t, "label": i % 2} for i, t in enumerate(IMDB_TRAIN)],
+            "test": [{"text": t, "label": (i + 1) % 2} for i, t in enumerate(IMDB_TEST)],
+            "unsupervised": [{"text": "unlabelled", "label": -1}],
+        },
+    )
     return d
 
 
@@ -309,12 +371,21 @@ def _bytes_plus_one(text, length):
 
 
 def test_text_bytes_from_tfds_folder(imdb_dir):
-    ds = lra.imdb_bytes_dataset("train", data_dir=imdb_dir, batch_size=5, max_length=16, shuffle=False)
-    (x, y), = _batches(ds)
+    ds = lra.imdb_bytes_dataset(
+        "train", data_dir=imdb_dir, batch_size=5, max_length=16, shuffle=False
+    )
+    ((x, y),) = _batches(ds)
     assert x.shape == (5, 16) and x.dtype == np.int32 and y.dtype == np.int32
     for row, text in zip(x, IMDB_TRAIN):
         assert row.tolist() == _bytes_plus_one(text, 16)
-    assert x[2].tolist()[:6] == [68, 98, 103, 0xC3 + 1, 0xA9 + 1, 33]  # 'Caf', then UTF-8 bytes of e-acute
+    assert x[2].tolist()[:6] == [
+        68,
+        98,
+        103,
+        0xC3 + 1,
+        0xA9 + 1,
+        33,
+    ]  # 'Caf', then UTF-8 bytes of e-acute
     assert x.max() <= 256 and (x[3, 2:] == 0).all()
     assert y.tolist() == [0, 1, 0, 1, 0]
     for split in ("dev", "test"):  # IMDB has no validation split: LRA evaluates on test for both
@@ -326,8 +397,11 @@ def test_text_bytes_from_tfds_folder(imdb_dir):
 
 def test_text_train_batches_and_seed(imdb_dir):
     def run(seed):
-        b = _batches(lra.imdb_bytes_dataset("train", data_dir=imdb_dir, batch_size=1, grid=(1, 2), max_length=16,
-                                      seed=seed))
+        b = _batches(
+            lra.imdb_bytes_dataset(
+                "train", data_dir=imdb_dir, batch_size=1, grid=(1, 2), max_length=16, seed=seed
+            )
+        )
         assert [x.shape for x, _ in b] == [(2, 16), (2, 16)]  # 5 -> two full batches of 1 * 1 * 2
         return np.concatenate([x for x, _ in b])
 
@@ -355,12 +429,20 @@ def _grey_reference(rgb):
 def cifar_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("tfds_cifar")
     rng = np.random.default_rng(0)
-    train = [{"id": f"train_{i}", "image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), "label": i}
-             for i in range(10)]
+    train = [
+        {"id": f"train_{i}", "image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), "label": i}
+        for i in range(10)
+    ]
     train[0]["image"][:] = 255  # white
     train[1]["image"][:] = 0  # black
-    test = [{"id": f"test_{i}", "image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), "label": 9 - i}
-            for i in range(3)]
+    test = [
+        {
+            "id": f"test_{i}",
+            "image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+            "label": 9 - i,
+        }
+        for i in range(3)
+    ]
     _write_tfds(d, "cifar10", {"train": train, "test": test})
     return d, train, test
 
@@ -368,7 +450,10 @@ def cifar_dir(tmp_path_factory):
 def test_image_grey_tokens_from_tfds_folder(cifar_dir):
     d, train, test = cifar_dir
     b = _batches(lra.cifar10_grey_dataset("train", data_dir=d, batch_size=4, shuffle=False))
-    assert [x.shape for x, _ in b] == [(4, 1024), (4, 1024)]  # train[:90%] = 9 images, last one dropped
+    assert [x.shape for x, _ in b] == [
+        (4, 1024),
+        (4, 1024),
+    ]  # train[:90%] = 9 images, last one dropped
     x = np.concatenate([x for x, _ in b])
     y = np.concatenate([y for _, y in b])
     assert y.tolist() == list(range(8)) and x.dtype == np.int32
@@ -392,7 +477,7 @@ def test_image_missing_data_error(tmp_path):
 # Retrieval: AAN tsv files
 # ---------------------------------------------------------------------------------------------------
 AAN_ROWS = [
-    ("1.0", "P05-1001", "W04-2001", "We parse \"quoted\" text", "Another paper's abstract"),
+    ("1.0", "P05-1001", "W04-2001", 'We parse "quoted" text', "Another paper's abstract"),
     ("0.0", "A00-1002", "J93-2004", "short", "x" * 50),
     ("1", "C02-1003", "P99-1009", "Unicode \u00fc", "b"),
 ]
@@ -413,17 +498,33 @@ def test_retrieval_pairs(tmp_path):
         b = _batches(lra.retrieval_dataset(where, "dev", batch_size=2, max_length=24))
         assert len(b) == 2
         (t1, t2), y = b[0]
-        assert t1.shape == (2, 24) and t2.shape == (2, 24) and t1.dtype == np.int32 and y.dtype == np.int32
+        assert (
+            t1.shape == (2, 24)
+            and t2.shape == (2, 24)
+            and t1.dtype == np.int32
+            and y.dtype == np.int32
+        )
         assert b[1][0][0].shape == (1, 24)  # eval keeps the remainder
         assert t1[0].tolist() == _bytes_plus_one(AAN_ROWS[0][3], 24)  # quotes are plain characters
         assert t2[1].tolist() == _bytes_plus_one("x" * 50, 24)
         assert b[1][0][0][0].tolist() == _bytes_plus_one("Unicode \u00fc", 24)
         assert np.concatenate([y for _, y in b]).tolist() == [1, 0, 1]
-    tr = _batches(lra.retrieval_dataset(folder, "train", batch_size=2, grid=2, max_length=8, seed=1))
-    assert [(t1.shape, t2.shape) for (t1, t2), _ in tr] == [((4, 8), (4, 8)), ((4, 8), (4, 8))]  # 9 -> 2 x 4
+    tr = _batches(
+        lra.retrieval_dataset(folder, "train", batch_size=2, grid=2, max_length=8, seed=1)
+    )
+    assert [(t1.shape, t2.shape) for (t1, t2), _ in tr] == [
+        ((4, 8), (4, 8)),
+        ((4, 8), (4, 8)),
+    ]  # 9 -> 2 x 4
     pairs = {(a.tobytes(), b.tobytes(), int(c)) for (t1, t2), y in tr for a, b, c in zip(t1, t2, y)}
-    truth = {(np.array(_bytes_plus_one(r[3], 8), np.int32).tobytes(),
-              np.array(_bytes_plus_one(r[4], 8), np.int32).tobytes(), int(float(r[0]))) for r in AAN_ROWS}
+    truth = {
+        (
+            np.array(_bytes_plus_one(r[3], 8), np.int32).tobytes(),
+            np.array(_bytes_plus_one(r[4], 8), np.int32).tobytes(),
+            int(float(r[0])),
+        )
+        for r in AAN_ROWS
+    }
     assert pairs <= truth and len(pairs) == 3  # the documents stay paired with their label
 
 
@@ -468,7 +569,9 @@ def test_pathfinder_tokens_and_splits(pathfinder_root):
     seen = {}
     shapes = {}
     for split in ("train", "dev", "test"):  # 21 entries cut 16 / 2 / 3; one image file is empty
-        b = _batches(lra.pathfinder_dataset(root, split, batch_size=4, drop_remainder=False, shuffle=False))
+        b = _batches(
+            lra.pathfinder_dataset(root, split, batch_size=4, drop_remainder=False, shuffle=False)
+        )
         shapes[split] = [x.shape for x, _ in b]
         for x, y in b:
             assert x.dtype == np.int32 and y.dtype == np.int32
@@ -476,7 +579,9 @@ def test_pathfinder_tokens_and_splits(pathfinder_root):
                 seen.setdefault(split, []).append((tok.tobytes(), int(lab)))
     truth = {tok.tobytes(): lab for tok, lab in images.values()}
     allseen = [s for v in seen.values() for s in v]
-    assert len(allseen) == 20 and len({t for t, _ in allseen}) == 20  # every image once, the empty one skipped
+    assert (
+        len(allseen) == 20 and len({t for t, _ in allseen}) == 20
+    )  # every image once, the empty one skipped
     assert all(truth[t] == lab for t, lab in allseen)
     examples = lra.pathfinder_examples(root)
     expected = {}
@@ -486,7 +591,9 @@ def test_pathfinder_tokens_and_splits(pathfinder_root):
     assert sum(expected.values()) == 20
     assert {k: sum(s[0] for s in v) for k, v in shapes.items()} == expected
     assert all(s[1] == 1024 for v in shapes.values() for s in v)
-    x, _ = _batches(lra.pathfinder_dataset(root, "test", batch_size=8, token_offset=1, shuffle=False))[0]
+    x, _ = _batches(
+        lra.pathfinder_dataset(root, "test", batch_size=8, token_offset=1, shuffle=False)
+    )[0]
     assert x.min() >= 1 and (x[:, 0] == 1).all()  # pixel (0, 0) is black: token 0 + 1
 
 
@@ -523,8 +630,10 @@ def test_pathfinder_missing_data_error(pathfinder_root, tmp_path):
 # batching, masks and the Keras backend
 # ---------------------------------------------------------------------------------------------------
 def test_split_and_grid_helpers():
-    assert [lra.normalize_split(s) for s in ("train", "val", "valid", "validation", "eval", "dev", "test")] == \
-        ["train", "dev", "dev", "dev", "dev", "dev", "test"]
+    assert [
+        lra.normalize_split(s)
+        for s in ("train", "val", "valid", "validation", "eval", "dev", "test")
+    ] == ["train", "dev", "dev", "dev", "dev", "dev", "test"]
     with pytest.raises(ValueError):
         lra.normalize_split("holdout")
     assert lra.grid_size(3) == 3 and lra.grid_size((2, 4)) == 8
@@ -534,24 +643,39 @@ def test_split_and_grid_helpers():
         lra.lra_dataset("music", "train")
 
 
-@pytest.mark.filterwarnings("ignore:Your input ran out of data")  # keras, at the end of a dataset of unknown size
+@pytest.mark.filterwarnings(
+    "ignore:Your input ran out of data"
+)  # keras, at the end of a dataset of unknown size
 def test_batches_train_and_predict_on_backend(listops_dir):
     """The pipelines feed keras fit/evaluate/predict on the active backend; predict covers every dev example."""
-    train = lra.lra_dataset("listops", "train", data_dir=listops_dir, batch_size=2, grid=(2, 2), max_length=60,
-                            repeat=True)
+    train = lra.lra_dataset(
+        "listops",
+        "train",
+        data_dir=listops_dir,
+        batch_size=2,
+        grid=(2, 2),
+        max_length=60,
+        repeat=True,
+    )
     dev = lra.listops_dataset(listops_dir, "dev", batch_size=3, grid=(1, 1), max_length=60)
     x, _ = next(iter(dev))
     mask = keras.ops.not_equal(keras.ops.convert_to_tensor(np.asarray(x)), 0)
     assert int(keras.ops.sum(keras.ops.cast(mask, "int32"))) == int(np.count_nonzero(np.asarray(x)))
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((60,), dtype="int32"),
-        keras.layers.Embedding(lra.LISTOPS_VOCAB_SIZE, 8, mask_zero=True),
-        keras.layers.GlobalAveragePooling1D(),
-        keras.layers.Dense(lra.LISTOPS_NUM_CLASSES),
-    ])
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    hist = model.fit(train, epochs=1, steps_per_epoch=7, shuffle=False, verbose=0)  # 56 > 42: it repeats
+    model = keras.Sequential(
+        [
+            keras.Input((60,), dtype="int32"),
+            keras.layers.Embedding(lra.LISTOPS_VOCAB_SIZE, 8, mask_zero=True),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(lra.LISTOPS_NUM_CLASSES),
+        ]
+    )
+    model.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    hist = model.fit(
+        train, epochs=1, steps_per_epoch=7, shuffle=False, verbose=0
+    )  # 56 > 42: it repeats
     assert np.isfinite(hist.history["loss"][0])
     pred = model.predict(dev, verbose=0)
     assert pred.shape == (10, 10)  # 3 + 3 + 3 + 1: the last, short batch is predicted too

@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 import pytest
-
 from harness import assert_close, random_inputs, run_layer_contract
+
 from keras_mimo.layers import (
     BindingRegularizer,
     IsometryRegularizer,
@@ -25,9 +25,13 @@ def circular_convolution(x, key):
 @pytest.mark.parametrize("binding", ["hrr", "mbat", "none"])
 def test_binding_layer_contract(binding):
     run_layer_contract(
-        SuperpositionBinding, dict(capacity=4, binding=binding, regularization=0.1, seed=3),
-        input_shape=(8, 5, 5, 6), call_kwargs=dict(superposition=4), expected_output_shape=(2, 5, 5, 6),
-        expected_trainable_weights=0 if binding == "none" else 1, expected_losses=1 if binding == "hrr" else 0,
+        SuperpositionBinding,
+        dict(capacity=4, binding=binding, regularization=0.1, seed=3),
+        input_shape=(8, 5, 5, 6),
+        call_kwargs=dict(superposition=4),
+        expected_output_shape=(2, 5, 5, 6),
+        expected_trainable_weights=0 if binding == "none" else 1,
+        expected_losses=1 if binding == "hrr" else 0,
     )
 
 
@@ -98,17 +102,28 @@ def _isometry_numpy(kernel, stride):
     gram = np.zeros((rows, rows, gh, gw))
     for a in range(gh):
         for b in range(gw):
-            patch = padded[:, :, a * stride:a * stride + kh, b * stride:b * stride + kw]
+            patch = padded[:, :, a * stride : a * stride + kh, b * stride : b * stride + kw]
             gram[:, :, a, b] = np.einsum("icxy,ocxy->io", patch, w)
     gram[:, :, gh // 2, gw // 2] -= np.eye(rows)
-    return 0.5 * np.sum(gram ** 2)
+    return 0.5 * np.sum(gram**2)
 
 
-@pytest.mark.parametrize("shape,stride", [
-    ((3, 3, 4, 6), 1), ((3, 3, 6, 4), 2), ((1, 1, 4, 8), 2), ((3, 3, 5, 5), 1),
-    ((3, 3, 7, 7), 2), ((2, 2, 3, 5), 2), ((2, 3, 5, 3), 1), ((5, 5, 4, 4), 2),
-])
-@pytest.mark.parametrize("all_pairs_limit", [0, 2**25], ids=["per-displacement", "as-the-class-picks"])
+@pytest.mark.parametrize(
+    "shape,stride",
+    [
+        ((3, 3, 4, 6), 1),
+        ((3, 3, 6, 4), 2),
+        ((1, 1, 4, 8), 2),
+        ((3, 3, 5, 5), 1),
+        ((3, 3, 7, 7), 2),
+        ((2, 2, 3, 5), 2),
+        ((2, 3, 5, 3), 1),
+        ((5, 5, 4, 4), 2),
+    ],
+)
+@pytest.mark.parametrize(
+    "all_pairs_limit", [0, 2**25], ids=["per-displacement", "as-the-class-picks"]
+)
 def test_isometry_regularizer_matches_definition(shape, stride, all_pairs_limit, monkeypatch):
     # Both ways of computing the Grams (chosen by kernel size and stride) must give the definition's value.
     monkeypatch.setattr("keras_mimo.layers.regularizers._ALL_PAIRS_LIMIT", all_pairs_limit)
@@ -132,15 +147,21 @@ def test_isometry_regularizer_scale_multiplies_the_penalty_and_zero_leaves_it_ou
     np.testing.assert_allclose(float(regularizer(kernel)), 3.0 * full, rtol=1e-5)
     regularizer.scale = 0.0
     assert float(regularizer(kernel)) == 0.0
-    assert regularizer.get_config() == {"weight": 1e-2, "strides": 1}, "the scale is runtime state, not config"
+    assert regularizer.get_config() == {"weight": 1e-2, "strides": 1}, (
+        "the scale is runtime state, not config"
+    )
 
 
 @pytest.mark.parametrize("activation", ["relu", "prelu", "srelu"])
 def test_wide_block_contract_with_projection(activation):
     run_layer_contract(
-        PreActWideBlock, dict(filters=6, strides=2, activation=activation, isometry_regularization=1e-4, seed=0),
-        input_shape=(2, 8, 8, 4), expected_output_shape=(2, 4, 4, 6), expected_non_trainable_weights=6,
-        expected_trainable_weights={"relu": 9, "prelu": 11, "srelu": 11}[activation], expected_losses=3,
+        PreActWideBlock,
+        dict(filters=6, strides=2, activation=activation, isometry_regularization=1e-4, seed=0),
+        input_shape=(2, 8, 8, 4),
+        expected_output_shape=(2, 4, 4, 6),
+        expected_non_trainable_weights=6,
+        expected_trainable_weights={"relu": 9, "prelu": 11, "srelu": 11}[activation],
+        expected_losses=3,
     )
 
 
@@ -151,7 +172,10 @@ def test_wide_block_identity_shortcut_and_strided_padding():
     strided = PreActWideBlock(filters=4, strides=2)
     assert tuple(strided(random_inputs((1, 5, 5, 4))).shape) == (1, 3, 3, 4)
     assert strided.has_projection
-    for size, out in ((2, 1), (1, 1)):  # padded by one pixel per side, a strided block takes inputs down to 1x1
+    for size, out in (
+        (2, 1),
+        (1, 1),
+    ):  # padded by one pixel per side, a strided block takes inputs down to 1x1
         tiny = PreActWideBlock(filters=4, strides=2)
         assert tuple(tiny(random_inputs((2, size, size, 4))).shape) == (2, out, out, 4)
 
@@ -182,7 +206,9 @@ def test_inference_folds_batch_norm_into_convolutions_exactly(strides):
     for bn in (block.bn1, block.bn2, block.shortcut_bn):
         for variable in (bn.gamma, bn.beta, bn.moving_mean):
             variable.assign(rng.normal(size=variable.shape).astype("float32"))
-        bn.moving_variance.assign(rng.uniform(0.5, 2.0, size=bn.moving_variance.shape).astype("float32"))
+        bn.moving_variance.assign(
+            rng.uniform(0.5, 2.0, size=bn.moving_variance.shape).astype("float32")
+        )
     out = block.act1(block.bn1(x, training=False))
     if strides > 1:
         out = keras.ops.pad(out, ((0, 0), (1, 1), (1, 1), (0, 0)))
@@ -193,8 +219,14 @@ def test_inference_folds_batch_norm_into_convolutions_exactly(strides):
 
 def conv_and_batch_norm(kernel_size, strides, padding, in_channels, filters, seed):
     """A bias-free conv and a BN with random gamma and beta, built for 9x9 inputs."""
-    conv = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
-                               kernel_initializer=keras.initializers.RandomNormal(seed=seed))
+    conv = keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        kernel_initializer=keras.initializers.RandomNormal(seed=seed),
+    )
     conv.build((None, 9, 9, in_channels))
     bn = batch_norm("bn")
     bn.build(conv.compute_output_shape((None, 9, 9, in_channels)))
@@ -204,12 +236,23 @@ def conv_and_batch_norm(kernel_size, strides, padding, in_channels, filters, see
     return conv, bn
 
 
-@pytest.mark.parametrize("kernel_size,strides,padding,in_channels", [(3, 1, "same", 1), (3, 1, "same", 3), (3, 2, "valid", 2), (1, 1, "same", 3)])
-def test_stem_batch_statistics_from_input_patches_equal_batch_norm(kernel_size, strides, padding, in_channels):
+@pytest.mark.parametrize(
+    "kernel_size,strides,padding,in_channels",
+    [(3, 1, "same", 1), (3, 1, "same", 3), (3, 2, "valid", 2), (1, 1, "same", 3)],
+)
+def test_stem_batch_statistics_from_input_patches_equal_batch_norm(
+    kernel_size, strides, padding, in_channels
+):
     # An offset mean and unequal channel scales, so both the mean and the covariance terms matter.
-    images = random_inputs((10, 9, 9, in_channels), seed=4) * np.linspace(0.5, 2.0, in_channels) + 1.5
-    folded_conv, folded_bn = conv_and_batch_norm(kernel_size, strides, padding, in_channels, 6, seed=5)
-    plain_conv, plain_bn = conv_and_batch_norm(kernel_size, strides, padding, in_channels, 6, seed=5)
+    images = (
+        random_inputs((10, 9, 9, in_channels), seed=4) * np.linspace(0.5, 2.0, in_channels) + 1.5
+    )
+    folded_conv, folded_bn = conv_and_batch_norm(
+        kernel_size, strides, padding, in_channels, 6, seed=5
+    )
+    plain_conv, plain_bn = conv_and_batch_norm(
+        kernel_size, strides, padding, in_channels, 6, seed=5
+    )
     folded = stem_conv_then_batch_norm(images, folded_conv, folded_bn, training=True)
     plain = plain_bn(plain_conv(images), training=True)
     assert_close(folded, plain, rtol=1e-5)
@@ -219,8 +262,11 @@ def test_stem_batch_statistics_from_input_patches_equal_batch_norm(kernel_size, 
     assert_close(folded_bn.moving_mean, plain_bn.moving_mean, rtol=1e-5)
     assert_close(folded_bn.moving_variance, plain_bn.moving_variance, rtol=1e-5)
     # Inference uses the moving statistics, folded the same way as the body's convolutions.
-    assert_close(stem_conv_then_batch_norm(images, folded_conv, folded_bn, training=False),
-                 plain_bn(plain_conv(images), training=False), rtol=1e-5)
+    assert_close(
+        stem_conv_then_batch_norm(images, folded_conv, folded_bn, training=False),
+        plain_bn(plain_conv(images), training=False),
+        rtol=1e-5,
+    )
 
 
 def test_shifted_relu():
@@ -232,8 +278,12 @@ def test_shifted_relu():
 @pytest.mark.parametrize("superposition", [1, 2, 4])
 def test_unbinding_head_averages_slots_of_the_same_input(superposition):
     head, out = run_layer_contract(
-        UnbindingHead, dict(capacity=4), input_shape=(3, 5), call_kwargs=dict(superposition=superposition),
-        expected_output_shape=(3 * superposition, 5), expected_trainable_weights=2,
+        UnbindingHead,
+        dict(capacity=4),
+        input_shape=(3, 5),
+        call_kwargs=dict(superposition=superposition),
+        expected_output_shape=(3 * superposition, 5),
+        expected_trainable_weights=2,
     )
     x = random_inputs((3, 5))
     kernel, bias = (keras.ops.convert_to_numpy(w) for w in head.expand.weights)

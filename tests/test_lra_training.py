@@ -42,9 +42,12 @@ def test_cyclic_adamw_follows_torch_adamw_with_linear_one_cycle():
     with torch.no_grad():
         linear.weight.copy_(torch.from_numpy(w0.T))
         linear.bias.copy_(torch.from_numpy(b0))
-    torch_optimizer = torch.optim.AdamW(linear.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(torch_optimizer, lr, total_steps=total, pct_start=warmup / total,
-                                                    anneal_strategy="linear")
+    torch_optimizer = torch.optim.AdamW(
+        linear.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01
+    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        torch_optimizer, lr, total_steps=total, pct_start=warmup / total, anneal_strategy="linear"
+    )
     betas = []
     for step in range(total):
         batch = slice(8 * step, 8 * step + 8)
@@ -58,12 +61,18 @@ def test_cyclic_adamw_follows_torch_adamw_with_linear_one_cycle():
     model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
     model.layers[0].set_weights([w0, b0])
     beta_1 = OneCycleMomentum(total, warmup / total, 0.85, 0.95, anneal_strategy="linear")
-    optimizer = CyclicAdamW(OneCycleLR(lr, total, warmup / total, anneal_strategy="linear"), weight_decay=0.01,
-                            beta_1=beta_1, epsilon=1e-6)
+    optimizer = CyclicAdamW(
+        OneCycleLR(lr, total, warmup / total, anneal_strategy="linear"),
+        weight_decay=0.01,
+        beta_1=beta_1,
+        epsilon=1e-6,
+    )
     model.compile(optimizer=optimizer, loss="mse")
     model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
 
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(beta_1(np.arange(total))), betas, rtol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(beta_1(np.arange(total))), betas, rtol=1e-6
+    )
     assert betas[0] == pytest.approx(0.95) and min(betas) == pytest.approx(0.85)
     kernel, bias = model.layers[0].get_weights()
     np.testing.assert_allclose(kernel, linear.weight.detach().numpy().T, rtol=1e-4, atol=1e-6)
@@ -85,20 +94,37 @@ def test_every_lra_configuration_resolves_to_the_reference_recipe():
         assert recipe["num_train_steps"] % recipe["eval_frequency"] == 0
         assert recipe["epochs"] * recipe["eval_frequency"] == recipe["num_train_steps"]
         assert recipe["seed"] == 1234 and recipe["learning_rate"] == 1e-4
-        assert recipe["mimo_warmup_steps"] == (reference["mimo_warmup_steps"] if name.startswith("mimoformer-att-") else 0)
+        assert recipe["mimo_warmup_steps"] == (
+            reference["mimo_warmup_steps"] if name.startswith("mimoformer-att-") else 0
+        )
         if "max_length" in recipe["data"]:
             assert recipe["model_kwargs"]["max_length"] >= recipe["data"]["max_length"]
         json.dumps(recipe)  # stored as the run's config.json
 
 
 def test_lra_recipe_overrides_and_errors():
-    recipe = resolve_lra_recipe("mimoformer-att-listops", steps=1001, eval_frequency=100, max_length=500,
-                                batch_size=32, warmup_steps=10, mimo_warmup_steps=20, seed=3,
-                                model_overrides=dict(embedding_dim=32, num_heads=2))
-    assert recipe["num_train_steps"] == 1100 and recipe["epochs"] == 11  # rounded up to whole evaluation blocks
+    recipe = resolve_lra_recipe(
+        "mimoformer-att-listops",
+        steps=1001,
+        eval_frequency=100,
+        max_length=500,
+        batch_size=32,
+        warmup_steps=10,
+        mimo_warmup_steps=20,
+        seed=3,
+        model_overrides=dict(embedding_dim=32, num_heads=2),
+    )
+    assert (
+        recipe["num_train_steps"] == 1100 and recipe["epochs"] == 11
+    )  # rounded up to whole evaluation blocks
     assert recipe["data"]["max_length"] == 500 and recipe["model_kwargs"]["max_length"] == 512
-    assert recipe["batch_bundles"] == 2 and recipe["seed"] == 3 and recipe["mimo_warmup_steps"] == 20
-    assert recipe["model_kwargs"]["embedding_dim"] == 32 and recipe["model_kwargs"]["capacity"] == [4, 4]
+    assert (
+        recipe["batch_bundles"] == 2 and recipe["seed"] == 3 and recipe["mimo_warmup_steps"] == 20
+    )
+    assert recipe["model_kwargs"]["embedding_dim"] == 32 and recipe["model_kwargs"]["capacity"] == [
+        4,
+        4,
+    ]
     quick = resolve_lra_recipe("mimoformer-attmlp-listops", quick=True)
     assert quick["name"] == "mimoformer-attmlp-listops-quick" and quick["batch_size"] == 8
     assert quick["model_kwargs"]["num_layers"] == 1 and quick["data"]["max_length"] == 64
@@ -119,11 +145,13 @@ def test_lra_recipe_overrides_and_errors():
         resolve_lra_recipe("performer-listops", steps=100, eval_frequency=50, warmup_steps=100)
     with pytest.raises(ValueError, match="Unknown MIMOFormer configuration"):
         resolve_lra_recipe("mimoformer-att-chess")
-    for kwargs, message in [(dict(max_length=0), "max_length=0 must be a positive integer"),
-                            (dict(steps=2.5), "num_train_steps=2.5 must be a positive integer"),
-                            (dict(eval_steps=0), "num_eval_steps=0 must be a positive integer"),
-                            (dict(lr=float("inf")), "learning_rate=inf must be a finite number > 0"),
-                            (dict(mimo_warmup_steps=-1), "mimo_warmup_steps=-1 must be an integer >= 0")]:
+    for kwargs, message in [
+        (dict(max_length=0), "max_length=0 must be a positive integer"),
+        (dict(steps=2.5), "num_train_steps=2.5 must be a positive integer"),
+        (dict(eval_steps=0), "num_eval_steps=0 must be a positive integer"),
+        (dict(lr=float("inf")), "learning_rate=inf must be a finite number > 0"),
+        (dict(mimo_warmup_steps=-1), "mimo_warmup_steps=-1 must be an integer >= 0"),
+    ]:
         with pytest.raises(ValueError, match=message):
             resolve_lra_recipe("mimoformer-att-listops", **kwargs)
 
@@ -140,19 +168,32 @@ class GridRecorder(keras.callbacks.Callback):
         self.grids.append(tuple(self.model.grid))
 
 
-@pytest.mark.parametrize("config", ["mimoformer-att-listops", "mimoformer-attmlp-listops"])  # performer: the CLI test
+@pytest.mark.parametrize(
+    "config", ["mimoformer-att-listops", "mimoformer-attmlp-listops"]
+)  # performer: the CLI test
 def test_quick_listops_runs_train_validate_and_test(tmp_path, config):
     out = tmp_path / config
     recorder = GridRecorder()
-    results = train_lra(config, out, quick=True, verbose=0, tensorboard=False, extra_callbacks=[recorder])
+    results = train_lra(
+        config, out, quick=True, verbose=0, tensorboard=False, extra_callbacks=[recorder]
+    )
     rows = read_log(out / "log.csv")
     full = tuple(training_recipe(config)["grid"])
     label = "grid" + "x".join(map(str, full))
     assert [int(r["epoch"]) for r in rows] == [0, 1]
-    for key in (f"val_accuracy_{label}", "val_accuracy", "learning_rate", "beta_1", "steps_per_second", "train_time"):
+    for key in (
+        f"val_accuracy_{label}",
+        "val_accuracy",
+        "learning_rate",
+        "beta_1",
+        "steps_per_second",
+        "train_time",
+    ):
         assert key in rows[0], key
     assert [int(float(r["iterations"])) for r in rows] == [2, 4]
-    assert float(rows[0]["beta_1"]) < 0.95 and float(rows[1]["beta_1"]) == pytest.approx(0.95)  # cycled back
+    assert float(rows[0]["beta_1"]) < 0.95 and float(rows[1]["beta_1"]) == pytest.approx(
+        0.95
+    )  # cycled back
     # The callbacks run after MIMOWarmup, so they see the grid each step used: 2 warm-up steps for 'att.'.
     half = (max(1, full[0] // 2), max(1, full[1] // 2))
     expected = [half, half, full, full] if config.startswith("mimoformer-att-") else [full] * 4
@@ -160,14 +201,20 @@ def test_quick_listops_runs_train_validate_and_test(tmp_path, config):
     assert results["steps"] == 4 and results["grid"] == list(full)
     for split in ("dev", "test"):
         assert 0.0 <= results[split]["accuracy"] <= 1.0 and np.isfinite(results[split]["loss"])
-    assert (out / "best.keras").exists() and (out / "last.keras").exists() and not list(out.glob(".tmp-*"))
+    assert (
+        (out / "best.keras").exists()
+        and (out / "last.keras").exists()
+        and not list(out.glob(".tmp-*"))
+    )
     assert (out / "listops-quick-data" / "basic_train.tsv").exists()
     # best.keras, evaluated at the full grid, scores what the run logged at its best step when the validation
     # batches (2 of batch_size sequences) cover the whole quick dev split (16 sequences).
     recipe = resolve_lra_recipe(config, quick=True)
     if 2 * recipe["batch_size"] >= 16:
         best_row = rows[results["best_dev_step"] // 2 - 1]
-        assert results["dev"]["accuracy"] == pytest.approx(float(best_row["val_accuracy"]), abs=1e-6)
+        assert results["dev"]["accuracy"] == pytest.approx(
+            float(best_row["val_accuracy"]), abs=1e-6
+        )
 
 
 def test_quick_retrieval_trains_the_dual_model_on_release_files(tmp_path):
@@ -179,8 +226,14 @@ def test_quick_retrieval_trains_the_dual_model_on_release_files(tmp_path):
             for i in range(count):
                 words = " ".join(rng.choice(["graph", "neural", "parse", "tree"], size=6))
                 stream.write(f"{i % 2}\tdoc{i}a\tdoc{i}b\t{words}\t{words[::-1]}\n")
-    results = train_lra("mimoformer-attmlp-retrieval", tmp_path / "run", data_dir=tmp_path / "lra_release",
-                        quick=True, verbose=0, tensorboard=False)
+    results = train_lra(
+        "mimoformer-attmlp-retrieval",
+        tmp_path / "run",
+        data_dir=tmp_path / "lra_release",
+        quick=True,
+        verbose=0,
+        tensorboard=False,
+    )
     assert results["grid"] == [4, 4] and results["steps"] == 4
     assert 0.0 <= results["test"]["accuracy"] <= 1.0
 
@@ -194,16 +247,30 @@ class CrashAfterFirstEvaluation(keras.callbacks.Callback):
 def test_lra_run_resumes_at_the_schedule_and_warm_up_position(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        train_lra("mimoformer-att-listops", out, quick=True, verbose=0, tensorboard=False,
-                  extra_callbacks=[CrashAfterFirstEvaluation()])
+        train_lra(
+            "mimoformer-att-listops",
+            out,
+            quick=True,
+            verbose=0,
+            tensorboard=False,
+            extra_callbacks=[CrashAfterFirstEvaluation()],
+        )
     assert len(read_log(out / "log.csv")) == 1 and not (out / "results.json").exists()
     recorder = GridRecorder()
-    results = train_lra("mimoformer-att-listops", out, quick=True, verbose=0, tensorboard=False,
-                        extra_callbacks=[recorder])
+    results = train_lra(
+        "mimoformer-att-listops",
+        out,
+        quick=True,
+        verbose=0,
+        tensorboard=False,
+        extra_callbacks=[recorder],
+    )
     rows = read_log(out / "log.csv")
     assert [int(r["epoch"]) for r in rows] == [0, 1] and int(float(rows[1]["iterations"])) == 4
     assert recorder.grids == [(4, 4), (4, 4)]  # the 2 warm-up steps were done before the crash
-    assert float(rows[1]["learning_rate"]) == pytest.approx(1e-4 / 25 / 1e4, rel=1e-3)  # the schedule's end
+    assert float(rows[1]["learning_rate"]) == pytest.approx(
+        1e-4 / 25 / 1e4, rel=1e-3
+    )  # the schedule's end
     assert results["steps"] == 4
     with pytest.raises(ValueError, match="different configuration"):
         train_lra("mimoformer-att-listops", out, quick=True, verbose=0, tensorboard=False, steps=8)
@@ -220,17 +287,52 @@ def test_train_cli_dispatches_lra_configs_and_refuses_foreign_flags(tmp_path, ca
         run_cli("train", "--config", "performer-listops", "--model-override", "pooling=mean")
     assert run_cli("train", "--list") == 0
     listing = capsys.readouterr().out
-    assert "mimoformer-att-listops" in listing and "keras-mimo train --config performer-text-deep" in listing
+    assert (
+        "mimoformer-att-listops" in listing
+        and "keras-mimo train --config performer-text-deep" in listing
+    )
     out = tmp_path / "cli"
-    assert run_cli("train", "--config", "performer-listops", "--quick", "--output", out, "--verbose", "0",
-                   "--no-tensorboard", "--model-override", 'pooling="masked_mean"') == 0
+    assert (
+        run_cli(
+            "train",
+            "--config",
+            "performer-listops",
+            "--quick",
+            "--output",
+            out,
+            "--verbose",
+            "0",
+            "--no-tensorboard",
+            "--model-override",
+            'pooling="masked_mean"',
+        )
+        == 0
+    )
     config = json.loads((out / "config.json").read_text())
-    assert config["model_kwargs"]["pooling"] == "masked_mean" and config["mixed_precision"] == "float32"
+    assert (
+        config["model_kwargs"]["pooling"] == "masked_mean"
+        and config["mixed_precision"] == "float32"
+    )
     results = json.loads((out / "results.json").read_text())
     assert results["steps"] == 4
     capsys.readouterr()
-    assert run_cli("evaluate", "--checkpoint", out / "best.keras", "--dataset", "listops", "--split", "test",
-                   "--data-dir", out / "listops-quick-data", "--batch-size", "2", "--json") == 0
+    assert (
+        run_cli(
+            "evaluate",
+            "--checkpoint",
+            out / "best.keras",
+            "--dataset",
+            "listops",
+            "--split",
+            "test",
+            "--data-dir",
+            out / "listops-quick-data",
+            "--batch-size",
+            "2",
+            "--json",
+        )
+        == 0
+    )
     evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert evaluated["1x1"]["accuracy"] == pytest.approx(results["test"]["accuracy"], abs=1e-6)
     with pytest.raises(SystemExit, match="trained on LRA listops, not text"):

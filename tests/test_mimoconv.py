@@ -5,8 +5,8 @@ import inspect
 import keras
 import numpy as np
 import pytest
-
 from harness import assert_close, random_inputs
+
 from keras_mimo.models import MIMOConv, WideResNet, create_model, describe_model, list_models
 
 TINY = dict(depth=10, width=1, initial_width=1, num_classes=5, input_shape=(8, 8, 3), seed=7)
@@ -51,7 +51,9 @@ def test_get_config_returns_exactly_the_constructor_arguments():
     config = model.get_config()
     arguments = set(inspect.signature(MIMOConv.__init__).parameters) - {"self", "kwargs"}
     assert set(config) == arguments | {"name", "trainable", "dtype"}
-    assert config["superposition"] == 2 and config["binding"] == "mbat" and config["stem_stride"] == 2
+    assert (
+        config["superposition"] == 2 and config["binding"] == "mbat" and config["stem_stride"] == 2
+    )
     clone = MIMOConv.from_config(config)
     assert clone.get_config() == config
 
@@ -63,19 +65,28 @@ def test_get_config_returns_exactly_the_constructor_arguments():
 
 def test_superposition_rejects_non_divisors():
     model = tiny_model()
-    with pytest.raises(ValueError, match=r"superposition=3 is not allowed for a model of capacity 4: .* one of \[1, 2, 4\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"superposition=3 is not allowed for a model of capacity 4: .* one of \[1, 2, 4\]",
+    ):
         model.superposition = 3
     assert model.superposition == 4
 
 
 # XLA on TensorFlow, jit on JAX ("auto" is jit there already); torch.compile takes minutes, so it is a large test.
-JIT_MODES = {"tensorflow": ["auto", True], "jax": ["auto"], "torch": ["auto", pytest.param(True, marks=pytest.mark.large)]}
+JIT_MODES = {
+    "tensorflow": ["auto", True],
+    "jax": ["auto"],
+    "torch": ["auto", pytest.param(True, marks=pytest.mark.large)],
+}
 
 
 @pytest.mark.parametrize("jit_compile", JIT_MODES[keras.backend.backend()])
 def test_switching_superposition_on_a_compiled_model_takes_effect(jit_compile):
     model = tiny_model()
-    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit_compile)
+    model.compile(
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit_compile
+    )
     x = random_inputs((16, 8, 8, 3))
     y = np.arange(16) % 5
     outputs = {4: predict(model, x)}
@@ -85,7 +96,9 @@ def test_switching_superposition_on_a_compiled_model_takes_effect(jit_compile):
         assert_close(outputs[n], fresh_copy(model, n)(x, training=False), rtol=1e-5)
         loss = model.evaluate(x, y, batch_size=16, verbose=0)
         fresh = fresh_copy(model, n)
-        fresh.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
+        fresh.compile(
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False
+        )
         assert loss == pytest.approx(fresh.evaluate(x, y, batch_size=16, verbose=0), rel=1e-5)
     # The operating points really differ, so a stale traced function could not pass the checks above.
     assert np.max(np.abs(outputs[1] - outputs[4])) > 1e-3
@@ -94,13 +107,19 @@ def test_switching_superposition_on_a_compiled_model_takes_effect(jit_compile):
 
 def test_training_after_switching_uses_the_new_superposition():
     model = tiny_model()
-    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     x, y = random_inputs((8, 8, 8, 3)), np.arange(8) % 5
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     model.superposition = 1
     history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     fresh = fresh_copy(model, 1)
-    fresh.compile(optimizer=keras.optimizers.SGD(0.0), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    fresh.compile(
+        optimizer=keras.optimizers.SGD(0.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     expected = fresh.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert history.history["loss"][0] == pytest.approx(expected.history["loss"][0], rel=1e-4)
 
@@ -119,18 +138,28 @@ class SwitchEveryBatch(keras.callbacks.Callback):
 
 def test_superposition_can_switch_at_every_batch_inside_fit():
     model = tiny_model()
-    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     x, y = random_inputs((24, 8, 8, 3)), np.arange(24) % 5
     switcher = SwitchEveryBatch([4, 1, 4, 2])
-    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[switcher], shuffle=False)
+    history = model.fit(
+        x, y, batch_size=4, epochs=1, verbose=0, callbacks=[switcher], shuffle=False
+    )
     assert switcher.used == [4, 1, 4, 2, 4, 1]
     # With a zero learning rate each batch's training loss is that of a fresh model at the N it ran at.
     per_batch = []
     for index, n in enumerate(switcher.used):
         fresh = fresh_copy(model, n)
-        fresh.compile(optimizer=keras.optimizers.SGD(0.0), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      jit_compile=False)
-        per_batch.append(fresh.train_on_batch(x[4 * index:4 * index + 4], y[4 * index:4 * index + 4]))
+        fresh.compile(
+            optimizer=keras.optimizers.SGD(0.0),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=False,
+        )
+        per_batch.append(
+            fresh.train_on_batch(x[4 * index : 4 * index + 4], y[4 * index : 4 * index + 4])
+        )
     assert history.history["loss"][0] == pytest.approx(np.mean(per_batch), rel=1e-4)
 
 
@@ -139,7 +168,9 @@ def test_batches_not_divisible_by_n_are_padded_and_kept_in_order():
     x = random_inputs((1001, 8, 8, 3), seed=3)
     full = model.predict(x, batch_size=256, verbose=0)
     assert full.shape == (1001, 5)
-    np.testing.assert_allclose(full[:1000], model.predict(x[:1000], batch_size=256, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        full[:1000], model.predict(x[:1000], batch_size=256, verbose=0), rtol=1e-5, atol=1e-6
+    )
     # The lone last image is superposed with copies of itself, never with a foreign image.
     alone = model(np.repeat(x[1000:], 4, axis=0), training=False)
     assert_close(full[1000], keras.ops.convert_to_numpy(alone)[0], rtol=1e-5)
@@ -154,12 +185,15 @@ def test_keras_file_round_trip_is_bit_identical_at_every_n(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded, MIMOConv)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded.bind.keys), keras.ops.convert_to_numpy(model.bind.keys))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(loaded.bind.keys), keras.ops.convert_to_numpy(model.bind.keys)
+    )
     for n in (1, 2, 4):
         model.superposition = n
         loaded.superposition = n
         np.testing.assert_array_equal(
-            keras.ops.convert_to_numpy(loaded(x, training=False)), keras.ops.convert_to_numpy(model(x, training=False))
+            keras.ops.convert_to_numpy(loaded(x, training=False)),
+            keras.ops.convert_to_numpy(model(x, training=False)),
         )
 
 
@@ -167,7 +201,9 @@ def test_seed_makes_keys_and_weights_repeatable():
     a, b, c = tiny_model(seed=11), tiny_model(seed=11), tiny_model(seed=12)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
-    assert not np.array_equal(keras.ops.convert_to_numpy(a.bind.keys), keras.ops.convert_to_numpy(c.bind.keys))
+    assert not np.array_equal(
+        keras.ops.convert_to_numpy(a.bind.keys), keras.ops.convert_to_numpy(c.bind.keys)
+    )
 
 
 def test_regularisers_are_model_losses_and_switch_off():
@@ -183,7 +219,10 @@ def test_regularisers_are_model_losses_and_switch_off():
 
 def test_fit_updates_weights_with_regularised_loss():
     model = tiny_model(superposition=2)
-    model.compile(optimizer=keras.optimizers.SGD(0.05), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     x, y = random_inputs((12, 8, 8, 3)), np.arange(12) % 5
     keys_before = keras.ops.convert_to_numpy(model.bind.keys).copy()
     history = model.fit(x, y, batch_size=6, epochs=2, verbose=0)
@@ -202,21 +241,35 @@ def test_stem_trains_exactly_like_a_plain_batch_norm(monkeypatch, stem_stride):
 
     def one_step():
         model = tiny_model(superposition=2, seed=11, stem_stride=stem_stride)
-        model.compile(optimizer=keras.optimizers.SGD(0.5), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.5),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
         before = [keras.ops.convert_to_numpy(v).copy() for v in model.weights]
         loss = model.train_on_batch(x, y)
         return loss, before, model
 
     folded_loss, before, folded = one_step()
-    monkeypatch.setattr(mimoconv, "stem_conv_then_batch_norm", lambda images, conv, bn, training: bn(conv(images), training=training))
+    monkeypatch.setattr(
+        mimoconv,
+        "stem_conv_then_batch_norm",
+        lambda images, conv, bn, training: bn(conv(images), training=training),
+    )
     plain_loss, _, plain = one_step()
     assert folded_loss == pytest.approx(plain_loss, rel=1e-5)
     for initial, ours, theirs in zip(before, folded.weights, plain.weights):
         assert ours.path.split("/", 1)[-1] == theirs.path.split("/", 1)[-1]
         if "stem" in ours.path:  # kernel, gamma, beta and the moving statistics all moved
-            assert not np.allclose(keras.ops.convert_to_numpy(ours), initial), f"{ours.path} did not change"
+            assert not np.allclose(keras.ops.convert_to_numpy(ours), initial), (
+                f"{ours.path} did not change"
+            )
         # A floor on the scale: a few weights are near 0, where the two differ only by rounding.
-        assert_close(ours, theirs, rtol=1e-4, scale=max(float(np.max(np.abs(keras.ops.convert_to_numpy(theirs)))), 1e-3))
+        assert_close(
+            ours,
+            theirs,
+            rtol=1e-4,
+            scale=max(float(np.max(np.abs(keras.ops.convert_to_numpy(theirs)))), 1e-3),
+        )
 
 
 def test_a_strided_stem_pads_one_pixel_per_side_and_halves_the_superposition(monkeypatch):
@@ -225,7 +278,11 @@ def test_a_strided_stem_pads_one_pixel_per_side_and_halves_the_superposition(mon
     x = random_inputs((3, 8, 8, 1), seed=4)
     seen = {}
     bind = model.bind.call
-    monkeypatch.setattr(model.bind, "call", lambda inputs, superposition=None: bind(seen.setdefault("stem", inputs), superposition))
+    monkeypatch.setattr(
+        model.bind,
+        "call",
+        lambda inputs, superposition=None: bind(seen.setdefault("stem", inputs), superposition),
+    )
     logits = model(x, training=False)
     assert tuple(logits.shape) == (3, 5)
 
@@ -234,9 +291,14 @@ def test_a_strided_stem_pads_one_pixel_per_side_and_halves_the_superposition(mon
     conv = np.zeros((3, 4, 4, kernel.shape[-1]), "float32")
     for i in range(4):
         for j in range(4):
-            conv[:, i, j] = np.einsum("bhwc,hwco->bo", padded[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3], kernel)
+            conv[:, i, j] = np.einsum(
+                "bhwc,hwco->bo", padded[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3], kernel
+            )
     bn = model.stem_bn
-    mean, variance, gamma, beta = (keras.ops.convert_to_numpy(v) for v in (bn.moving_mean, bn.moving_variance, bn.gamma, bn.beta))
+    mean, variance, gamma, beta = (
+        keras.ops.convert_to_numpy(v)
+        for v in (bn.moving_mean, bn.moving_variance, bn.gamma, bn.beta)
+    )
     expected = np.maximum((conv - mean) / np.sqrt(variance + bn.epsilon) * gamma + beta, 0.0)
     assert tuple(seen["stem"].shape) == (3, 4, 4, 16)
     assert_close(seen["stem"], expected, rtol=1e-5)
@@ -255,8 +317,13 @@ def test_mixed_precision_runs_and_returns_float32_logits():
     assert keras.backend.standardize_dtype(logits.dtype) == "float32"
     reference = fresh_copy(tiny_model(), 4)
     reference.set_weights(model.get_weights())
-    assert_close(logits, reference(x, training=False), rtol=0.1)  # bfloat16 keeps about 3 significant digits
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    assert_close(
+        logits, reference(x, training=False), rtol=0.1
+    )  # bfloat16 keeps about 3 significant digits
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     assert np.isfinite(model.fit(x, y, batch_size=6, epochs=1, verbose=0).history["loss"][0])
 
 
@@ -264,10 +331,17 @@ def test_saved_mixed_precision_training_state_loads_as_it_was_saved(tmp_path):
     from keras_mimo.training import FilteredSGD, one_cycle
 
     model = tiny_model(dtype="mixed_bfloat16")
-    assert {layer.dtype_policy.name for layer in model._flatten_layers() if layer is not model.classifier} == {"mixed_bfloat16"}
+    assert {
+        layer.dtype_policy.name
+        for layer in model._flatten_layers()
+        if layer is not model.classifier
+    } == {"mixed_bfloat16"}
     assert model.classifier.dtype_policy.name == "float32"
     lr, momentum = one_cycle(0.05, 10)
-    model.compile(optimizer=FilteredSGD(lr, momentum=momentum), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=FilteredSGD(lr, momentum=momentum),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     x, y = random_inputs((8, 8, 8, 3)), np.arange(8) % 5
     model.fit(x, y, batch_size=4, epochs=1, verbose=0)
     path = tmp_path / "model.keras"
@@ -275,7 +349,8 @@ def test_saved_mixed_precision_training_state_loads_as_it_was_saved(tmp_path):
     assert keras.config.dtype_policy().name == "float32"
     loaded = keras.saving.load_model(path)  # under the float32 global policy
     assert [layer.dtype_policy.name for layer in loaded._flatten_layers()] == [
-        layer.dtype_policy.name for layer in model._flatten_layers()]
+        layer.dtype_policy.name for layer in model._flatten_layers()
+    ]
     assert keras.config.dtype_policy().name == "float32"
     assert loaded.compiled and isinstance(loaded.optimizer, FilteredSGD)
     assert int(loaded.optimizer.iterations) == 2
@@ -285,7 +360,9 @@ def test_saved_mixed_precision_training_state_loads_as_it_was_saved(tmp_path):
 
 
 def test_images_of_the_wrong_shape_are_rejected():
-    with pytest.raises(ValueError, match=r"expects a batch of images of shape \(batch,\) \+ \(8, 8, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"expects a batch of images of shape \(batch,\) \+ \(8, 8, 3\)"
+    ):
         tiny_model()(random_inputs((4, 9, 9, 3)))
 
 
@@ -298,11 +375,22 @@ def test_wide_resnet_is_the_plain_baseline():
 
 def test_registry_names_and_overrides():
     names = list_models()
-    assert {"wrn-28-10", "mimoconv-28-10-n1", "mimoconv-28-10-n2", "mimoconv-28-10-n4",
-            "mimoconv-28-10-dynamic", "mimonet-10-mnist"} <= set(names)
+    assert {
+        "wrn-28-10",
+        "mimoconv-28-10-n1",
+        "mimoconv-28-10-n2",
+        "mimoconv-28-10-n4",
+        "mimoconv-28-10-dynamic",
+        "mimonet-10-mnist",
+    } <= set(names)
     assert "MNIST" in describe_model("mimonet-10-mnist")
     small = create_model("mimoconv-28-10-n4", depth=10, width=1, initial_width=1, num_classes=100)
-    assert (small.capacity, small.num_classes, small.binding, small.activation) == (4, 100, "hrr", "prelu")
+    assert (small.capacity, small.num_classes, small.binding, small.activation) == (
+        4,
+        100,
+        "hrr",
+        "prelu",
+    )
     mnist = create_model("mimonet-10-mnist")
     assert mnist.image_shape == (20, 20, 1) and len(mnist.blocks) == 3
     with pytest.raises(ValueError, match="Unknown model 'wrn-99'"):

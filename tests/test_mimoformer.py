@@ -1,4 +1,5 @@
 """MIMOFormer / Performer models and the MIMO warm-up curriculum: shapes, grids, padding, training, saving."""
+
 import json
 from pathlib import Path
 
@@ -10,8 +11,18 @@ from keras import ops
 from keras_mimo.models.mimoformer import MIMOFormer, MIMOWarmup, Performer
 
 # The sizes of the whole-model golden files, so that JAX compiles each eager op for few shapes.
-TINY = dict(vocab_size=12, max_length=16, num_classes=3, embedding_dim=12, hidden_dim=24, num_heads=2, head_dim=8,
-            num_layers=1, num_random_features=16, dropout=0.0)
+TINY = dict(
+    vocab_size=12,
+    max_length=16,
+    num_classes=3,
+    embedding_dim=12,
+    hidden_dim=24,
+    num_heads=2,
+    head_dim=8,
+    num_layers=1,
+    num_random_features=16,
+    dropout=0.0,
+)
 
 
 # XLA compilation of the TF training graph costs more than these few-step tests do; the
@@ -50,13 +61,24 @@ def from_reference(data):
     """A MIMOFormer (pooling "mean", the reference's) holding the weights of a golden ``model_*`` file."""
     config = json.loads(str(data["config"]))
     ref = config["model"]
-    attention = {"performer-256": "performer", "mimoformer": "att", "blockformer": "att+mlp"}[ref["attn_type"]]
+    attention = {"performer-256": "performer", "mimoformer": "att", "blockformer": "att+mlp"}[
+        ref["attn_type"]
+    ]
     model = MIMOFormer(
-        vocab_size=ref["vocab_size"], max_length=ref["max_seq_len"], num_classes=ref["num_classes"],
-        embedding_dim=ref["embedding_dim"], hidden_dim=ref["transformer_hidden_dim"], num_heads=ref["num_head"],
-        head_dim=ref["head_dim"], num_layers=ref["num_layers"], attention=attention,
-        capacity=tuple(config["capacity"]), num_random_features=ref["rp_dim"], dropout=ref["dropout_prob"],
-        pooling="mean", seed=0,
+        vocab_size=ref["vocab_size"],
+        max_length=ref["max_seq_len"],
+        num_classes=ref["num_classes"],
+        embedding_dim=ref["embedding_dim"],
+        hidden_dim=ref["transformer_hidden_dim"],
+        num_heads=ref["num_head"],
+        head_dim=ref["head_dim"],
+        num_layers=ref["num_layers"],
+        attention=attention,
+        capacity=tuple(config["capacity"]),
+        num_random_features=ref["rp_dim"],
+        dropout=ref["dropout_prob"],
+        pooling="mean",
+        seed=0,
     )
 
     def param(name):
@@ -71,12 +93,19 @@ def from_reference(data):
         layer.beta.assign(param(prefix + ".bias"))
 
     model.token_embedding.embeddings.assign(param("encoder/embeddings.word_embeddings.weight"))
-    model.position_embedding.embeddings.assign(param("encoder/embeddings.position_embeddings.weight"))
+    model.position_embedding.embeddings.assign(
+        param("encoder/embeddings.position_embeddings.weight")
+    )
     for i, block in enumerate(model.blocks):
         prefix = f"encoder/transformer_{i}."
         norm(block.norm1, prefix + "norm1")
         norm(block.norm2, prefix + "norm2")
-        for ours, theirs in (("query_dense", "W_q"), ("key_dense", "W_k"), ("value_dense", "W_v"), ("output_dense", "ff")):
+        for ours, theirs in (
+            ("query_dense", "W_q"),
+            ("key_dense", "W_k"),
+            ("value_dense", "W_v"),
+            ("output_dense", "ff"),
+        ):
             dense(getattr(block.attn, ours), prefix + "mha." + theirs)
         dense(block.mlp_hidden, prefix + "mlpblock.0")
         dense(block.mlp_output, prefix + "mlpblock.3")
@@ -84,9 +113,13 @@ def from_reference(data):
             block.attn.core.projection.assign(param(prefix + "mha.attn.attn_fn.projection_matrix"))
             continue
         block.attn.core.projection.assign(param(prefix + "mha.attn.projection_matrix"))
-        block.attn.core.keys.assign(param(prefix + "mha.attn.bindings").reshape(block.attn.core.keys.shape))
+        block.attn.core.keys.assign(
+            param(prefix + "mha.attn.bindings").reshape(block.attn.core.keys.shape)
+        )
         if attention == "att+mlp":
-            block.stream_keys.assign(param(prefix + "mha.attn.bindings_embedding").reshape(block.stream_keys.shape))
+            block.stream_keys.assign(
+                param(prefix + "mha.attn.bindings_embedding").reshape(block.stream_keys.shape)
+            )
     norm(model.final_norm, "encoder/norm")
     dense(model.classifier_hidden, "head/mlpblock.0")
     dense(model.classifier, "head/mlpblock.2")
@@ -98,14 +131,16 @@ def test_whole_model_matches_reference(case):
     data = np.load(GOLDEN_DIR / f"{case}.npz")
     model = from_reference(data)
     ids = data["token_ids"]
-    np.testing.assert_array_equal((ids != 0).astype("float32"), data["mask"])  # same padding convention
+    np.testing.assert_array_equal(
+        (ids != 0).astype("float32"), data["mask"]
+    )  # same padding convention
     pooled = np_(model.encode(ids))
     error = np.abs(pooled - data["pooled"]).max() / np.abs(data["pooled"]).max()
     assert error < GOLDEN_TOLERANCE, error
     grids = sorted(k for k in data.files if k.startswith("logits_"))
     assert grids[-1] == "logits_%dx%d" % model.capacity
     for key in grids:
-        model.grid = tuple(int(v) for v in key[len("logits_"):].split("x"))
+        model.grid = tuple(int(v) for v in key[len("logits_") :].split("x"))
         expected = data[key]
         error = np.abs(np_(model(ids)) - expected).max() / np.abs(expected).max()
         assert error < GOLDEN_TOLERANCE, (key, error)
@@ -148,7 +183,9 @@ def test_output_shapes_and_padding_of_the_batch(attention):
     np.testing.assert_allclose(np_(model(ids[:4])), out[:4], rtol=1e-5, atol=1e-6)
     if attention == "att":
         # predict in batches of 4: the last batch of 3 is padded too; a row per sequence, in order
-        np.testing.assert_allclose(np_(model.predict(ids, batch_size=4, verbose=0)), out, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            np_(model.predict(ids, batch_size=4, verbose=0)), out, rtol=1e-5, atol=1e-6
+        )
 
 
 def test_dual_form():
@@ -172,7 +209,10 @@ def test_pooling_modes():
     ids = tokens(8)
     counts = (ids != 0).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(
-        np_(reference.encode(ids)), np_(masked.encode(ids)) * counts / ids.shape[1], rtol=1e-5, atol=1e-6
+        np_(reference.encode(ids)),
+        np_(masked.encode(ids)) * counts / ids.shape[1],
+        rtol=1e-5,
+        atol=1e-6,
     )
 
 
@@ -190,7 +230,11 @@ def test_one_by_one_grid_is_the_performer():
 @pytest.mark.parametrize("attention, grids", [("att", [(2, 1), (1, 1)]), ("att+mlp", [(1, 2)])])
 def test_grid_switch_on_compiled_model_takes_effect(attention, grids):
     model = MIMOFormer(**TINY, attention=attention, capacity=(2, 2), seed=5)
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), **COMPILE)
+    model.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        **COMPILE,
+    )
     ids = tokens(8)
     full = np_(model.predict(ids, verbose=0))
     for grid in grids:
@@ -210,15 +254,20 @@ def test_fit_a_few_steps():
     model = MIMOFormer(**{**TINY, "dropout": 0.1}, attention="att+mlp", capacity=(2, 2), seed=6)
     x = tokens(16, seed=1)
     y = np.random.default_rng(0).integers(0, 3, size=16)
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  **COMPILE)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        **COMPILE,
+    )
     before = [np_(w).copy() for w in model.trainable_weights]
     frozen = [np_(w).copy() for w in model.non_trainable_weights]
     history = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
     losses = history.history["loss"]
     assert len(losses) == 2 and np.isfinite(losses).all()
     after = [np_(w) for w in model.trainable_weights]
-    assert all(np.abs(a - b).max() > 0 for a, b in zip(after, before))  # every weight gets a gradient
+    assert all(
+        np.abs(a - b).max() > 0 for a, b in zip(after, before)
+    )  # every weight gets a gradient
     for old, new in zip(frozen, model.non_trainable_weights):  # projections and keys stay fixed
         np.testing.assert_array_equal(old, np_(new))
 
@@ -252,7 +301,9 @@ def test_mimo_warmup_switches_compiled_training_steps():
     model.fit(ids, y, batch_size=8, epochs=5, shuffle=False, verbose=0, callbacks=[warmup, record])
     used = []
     for loss in record.losses:
-        matches = [g for g, value in expected.items() if abs(loss - value) < 1e-4 * max(1.0, abs(value))]
+        matches = [
+            g for g, value in expected.items() if abs(loss - value) < 1e-4 * max(1.0, abs(value))
+        ]
         assert len(matches) == 1, (loss, expected)
         used.append(matches[0])
     assert used == [(1, 1), (1, 1), (2, 2), (2, 2), (2, 2)]
@@ -271,7 +322,9 @@ def test_mimo_warmup_switches_compiled_training_steps():
 
 # --------------------------------------------------------------------------- saving
 def test_config_round_trip():
-    model = MIMOFormer(**TINY, attention="att+mlp", capacity=(3, 2), grid=(1, 2), pooling="mean", dual=True, seed=8)
+    model = MIMOFormer(
+        **TINY, attention="att+mlp", capacity=(3, 2), grid=(1, 2), pooling="mean", dual=True, seed=8
+    )
     config = model.get_config()
     assert {"capacity", "grid", "attention", "seed", "dual", "pooling"} <= set(config)
     restored = MIMOFormer.from_config(config)

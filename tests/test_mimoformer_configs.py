@@ -16,11 +16,22 @@ from keras_mimo.models.mimoformer.configs import (
 FAMILIES = ("performer", "mimoformer-att", "mimoformer-attmlp")
 VARIANTS = {task: ("", "-deep") for task in LRA_TASK_NAMES}
 VARIANTS["retrieval"] = ("", "-deep", "-small")
-EXPECTED = sorted(f"{family}-{task}{variant}" for task in LRA_TASK_NAMES for variant in VARIANTS[task]
-                  for family in FAMILIES)
+EXPECTED = sorted(
+    f"{family}-{task}{variant}"
+    for task in LRA_TASK_NAMES
+    for variant in VARIANTS[task]
+    for family in FAMILIES
+)
 
-SHRINK = dict(embedding_dim=8, hidden_dim=16, head_dim=4, num_heads=2, num_layers=1, max_length=32,
-              num_random_features=8)
+SHRINK = dict(
+    embedding_dim=8,
+    hidden_dim=16,
+    head_dim=4,
+    num_heads=2,
+    num_layers=1,
+    max_length=32,
+    num_random_features=8,
+)
 
 
 def test_every_name_is_registered():
@@ -35,7 +46,9 @@ def test_every_name_is_registered():
 
 
 def test_unknown_name_gives_the_registry_error():
-    with pytest.raises(ValueError, match=r"Unknown model 'mimoformer-att-lisops'.*mimoformer-att-listops"):
+    with pytest.raises(
+        ValueError, match=r"Unknown model 'mimoformer-att-lisops'.*mimoformer-att-listops"
+    ):
         create_model("mimoformer-att-lisops")
     with pytest.raises(ValueError, match="Unknown MIMOFormer configuration"):
         training_recipe("mimoformer-att-lisops")
@@ -45,28 +58,93 @@ def test_unknown_name_gives_the_registry_error():
 # "model" blocks (embedding_dim, transformer_hidden_dim, head_dim, num_head, num_layers, max_seq_len rounded
 # up to a power of two by run_tasks.py, num_classes) and extra_attn_config (mimo_M, mimo_N).
 REFERENCE = {
-    "mimoformer-att-listops": dict(embedding_dim=512, hidden_dim=2048, head_dim=64, num_heads=48, num_layers=1,
-                                   max_length=2048, num_classes=10, capacity=(4, 4)),
-    "mimoformer-att-listops-deep": dict(embedding_dim=512, hidden_dim=2048, head_dim=64, num_heads=8, num_layers=6,
-                                        max_length=2048, num_classes=10, capacity=(4, 4)),
-    "mimoformer-attmlp-text": dict(embedding_dim=512, hidden_dim=2048, head_dim=64, num_heads=48, num_layers=1,
-                                   max_length=4096, num_classes=2, capacity=(2, 2)),
-    "performer-text-deep": dict(embedding_dim=512, hidden_dim=2048, head_dim=64, num_heads=8, num_layers=6,
-                                max_length=4096, num_classes=2),
-    "mimoformer-attmlp-retrieval": dict(embedding_dim=128, hidden_dim=512, head_dim=32, num_heads=16, num_layers=1,
-                                        max_length=4096, num_classes=2, capacity=(4, 4), dual=True),
-    "performer-retrieval-deep": dict(embedding_dim=128, hidden_dim=512, head_dim=32, num_heads=4, num_layers=4,
-                                     dual=True),
-    "mimoformer-att-retrieval-small": dict(embedding_dim=32, hidden_dim=64, head_dim=32, num_heads=2, num_layers=2,
-                                           capacity=(4, 4), dual=True),
-    "performer-image": dict(embedding_dim=64, hidden_dim=128, head_dim=64, num_heads=12, num_layers=1,
-                            max_length=1024, num_classes=10),
-    "mimoformer-att-image-deep": dict(embedding_dim=64, hidden_dim=128, head_dim=64, num_heads=4, num_layers=3,
-                                      capacity=(4, 4)),
-    "mimoformer-attmlp-pathfinder": dict(embedding_dim=128, hidden_dim=128, head_dim=128, num_heads=32,
-                                         num_layers=1, max_length=1024, num_classes=2, capacity=(2, 2)),
-    "mimoformer-att-pathfinder-deep": dict(embedding_dim=128, hidden_dim=128, head_dim=128, num_heads=8,
-                                           num_layers=4, capacity=(4, 4)),
+    "mimoformer-att-listops": dict(
+        embedding_dim=512,
+        hidden_dim=2048,
+        head_dim=64,
+        num_heads=48,
+        num_layers=1,
+        max_length=2048,
+        num_classes=10,
+        capacity=(4, 4),
+    ),
+    "mimoformer-att-listops-deep": dict(
+        embedding_dim=512,
+        hidden_dim=2048,
+        head_dim=64,
+        num_heads=8,
+        num_layers=6,
+        max_length=2048,
+        num_classes=10,
+        capacity=(4, 4),
+    ),
+    "mimoformer-attmlp-text": dict(
+        embedding_dim=512,
+        hidden_dim=2048,
+        head_dim=64,
+        num_heads=48,
+        num_layers=1,
+        max_length=4096,
+        num_classes=2,
+        capacity=(2, 2),
+    ),
+    "performer-text-deep": dict(
+        embedding_dim=512,
+        hidden_dim=2048,
+        head_dim=64,
+        num_heads=8,
+        num_layers=6,
+        max_length=4096,
+        num_classes=2,
+    ),
+    "mimoformer-attmlp-retrieval": dict(
+        embedding_dim=128,
+        hidden_dim=512,
+        head_dim=32,
+        num_heads=16,
+        num_layers=1,
+        max_length=4096,
+        num_classes=2,
+        capacity=(4, 4),
+        dual=True,
+    ),
+    "performer-retrieval-deep": dict(
+        embedding_dim=128, hidden_dim=512, head_dim=32, num_heads=4, num_layers=4, dual=True
+    ),
+    "mimoformer-att-retrieval-small": dict(
+        embedding_dim=32,
+        hidden_dim=64,
+        head_dim=32,
+        num_heads=2,
+        num_layers=2,
+        capacity=(4, 4),
+        dual=True,
+    ),
+    "performer-image": dict(
+        embedding_dim=64,
+        hidden_dim=128,
+        head_dim=64,
+        num_heads=12,
+        num_layers=1,
+        max_length=1024,
+        num_classes=10,
+    ),
+    "mimoformer-att-image-deep": dict(
+        embedding_dim=64, hidden_dim=128, head_dim=64, num_heads=4, num_layers=3, capacity=(4, 4)
+    ),
+    "mimoformer-attmlp-pathfinder": dict(
+        embedding_dim=128,
+        hidden_dim=128,
+        head_dim=128,
+        num_heads=32,
+        num_layers=1,
+        max_length=1024,
+        num_classes=2,
+        capacity=(2, 2),
+    ),
+    "mimoformer-att-pathfinder-deep": dict(
+        embedding_dim=128, hidden_dim=128, head_dim=128, num_heads=8, num_layers=4, capacity=(4, 4)
+    ),
 }
 
 
@@ -107,7 +185,11 @@ def test_vocabularies_and_classes_match_our_tokenisers():
         assert kwargs["num_classes"] == classes, name
         # the data (2000 / 4000 / 1024 tokens) fit the position table
         assert training_recipe(name)["data"].get("max_length", 1024) <= kwargs["max_length"]
-    assert LRA_TASKS["listops"][2] == 19 and LRA_TASKS["text"][2] == 257 and LRA_TASKS["image"][2] == 256
+    assert (
+        LRA_TASKS["listops"][2] == 19
+        and LRA_TASKS["text"][2] == 257
+        and LRA_TASKS["image"][2] == 256
+    )
 
 
 def test_training_recipes():
@@ -122,8 +204,14 @@ def test_training_recipes():
     }
     for task, numbers in expected.items():
         r = LRA_RECIPES[task]
-        assert (r["batch_size"], r["warmup_steps"], r["num_train_steps"], r["mimo_warmup_steps"],
-                r["eval_frequency"], r["num_eval_steps"]) == numbers
+        assert (
+            r["batch_size"],
+            r["warmup_steps"],
+            r["num_train_steps"],
+            r["mimo_warmup_steps"],
+            r["eval_frequency"],
+            r["num_eval_steps"],
+        ) == numbers
         assert r["learning_rate"] == 1e-4 and r["weight_decay"] == 0.0 and r["lr_decay"] == "linear"
 
     att = training_recipe("mimoformer-att-listops")
@@ -131,9 +219,17 @@ def test_training_recipes():
     assert att["grid"] == (4, 4) and att["batch_bundles"] == 4 and att["mimo_warmup_steps"] == 3000
     assert att["mixed_precision"] is True and att["epsilon"] == 1e-6 and att["seed"] == 1234
     attmlp = training_recipe("mimoformer-attmlp-image")
-    assert attmlp["grid"] == (2, 2) and attmlp["batch_bundles"] == 64 and attmlp["mimo_warmup_steps"] == 0
+    assert (
+        attmlp["grid"] == (2, 2)
+        and attmlp["batch_bundles"] == 64
+        and attmlp["mimo_warmup_steps"] == 0
+    )
     performer = training_recipe("performer-retrieval-deep")
-    assert performer["grid"] == (1, 1) and performer["batch_bundles"] == 32 and performer["mimo_warmup_steps"] == 0
+    assert (
+        performer["grid"] == (1, 1)
+        and performer["batch_bundles"] == 32
+        and performer["mimo_warmup_steps"] == 0
+    )
     assert training_recipe("mimoformer-att-text")["data"] == {"max_length": 4000}
     for name in EXPECTED:
         recipe = training_recipe(name)
@@ -158,7 +254,10 @@ def test_shrunken_model_builds_and_classifies(name):
     assert model.max_length == 32 and model.embedding_dim == 8
     rng = np.random.default_rng(0)
     batch, length = 4, 32
-    ids = lambda: rng.integers(1, kwargs["vocab_size"], size=(batch, length)).astype("int32")
+
+    def ids():
+        return rng.integers(1, kwargs["vocab_size"], size=(batch, length)).astype("int32")
+
     inputs = (ids(), ids()) if kwargs.get("dual") else ids()
     logits = keras.ops.convert_to_numpy(model(inputs, training=False))
     assert logits.shape == (batch, kwargs["num_classes"])

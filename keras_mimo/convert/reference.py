@@ -15,7 +15,12 @@ import os
 
 import numpy as np
 
-_BN_PARTS = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+_BN_PARTS = {
+    "weight": "gamma",
+    "bias": "beta",
+    "running_mean": "moving_mean",
+    "running_var": "moving_variance",
+}
 _IGNORED_SUFFIXES = ("num_batches_tracked",)
 
 
@@ -36,11 +41,15 @@ def _load_state_dict(state_dict):
                 "Reading a .pt checkpoint needs PyTorch: pip install torch (or pass a dict of numpy arrays)."
             ) from error
         loaded = torch.load(os.fspath(state_dict), map_location="cpu", weights_only=True)
-        if isinstance(loaded, dict) and "model_state_dict" in loaded:  # the reference's training checkpoints
+        if (
+            isinstance(loaded, dict) and "model_state_dict" in loaded
+        ):  # the reference's training checkpoints
             loaded = loaded["model_state_dict"]
         state_dict = loaded
     if not hasattr(state_dict, "items"):
-        raise TypeError(f"state_dict must be a mapping of names to arrays or a path to a .pt file, got {type(state_dict).__name__}.")
+        raise TypeError(
+            f"state_dict must be a mapping of names to arrays or a path to a .pt file, got {type(state_dict).__name__}."
+        )
     arrays = {}
     for name, value in state_dict.items():
         if hasattr(value, "detach"):
@@ -72,15 +81,21 @@ def _weight_plan(model):
     channels = 16 * model.initial_width
     capacity = model.capacity
     if model.binding == "hrr":
-        plan.append((
-            "channelConv.weight", model.bind.keys,
-            lambda a: np.stack([reference_key(a[s], channels) for s in range(capacity)]),
-        ))
+        plan.append(
+            (
+                "channelConv.weight",
+                model.bind.keys,
+                lambda a: np.stack([reference_key(a[s], channels) for s in range(capacity)]),
+            )
+        )
     elif model.binding == "mbat":
-        plan.append((
-            "channelLinear.weight", model.bind.keys,
-            lambda a: np.transpose(a.reshape(capacity, channels, channels), (0, 2, 1)),
-        ))
+        plan.append(
+            (
+                "channelLinear.weight",
+                model.bind.keys,
+                lambda a: np.transpose(a.reshape(capacity, channels, channels), (0, 2, 1)),
+            )
+        )
 
     blocks_per_stage = (model.depth - 4) // 6
     for index, block in enumerate(model.blocks):
@@ -96,7 +111,13 @@ def _weight_plan(model):
             batch_norm(f"{prefix}.downsample.1", block.shortcut_bn)
 
     if model.unbind.expand is not None:
-        plan.append(("unbind.0.weight", model.unbind.expand.kernel, lambda a: a.reshape(a.shape[0], a.shape[1]).T))
+        plan.append(
+            (
+                "unbind.0.weight",
+                model.unbind.expand.kernel,
+                lambda a: a.reshape(a.shape[0], a.shape[1]).T,
+            )
+        )
         plan.append(("unbind.0.bias", model.unbind.expand.bias, lambda a: a))
     plan.append(("fc.weight", model.classifier.kernel, lambda a: a.T))
     plan.append(("fc.bias", model.classifier.bias, lambda a: a))
@@ -113,7 +134,9 @@ def _is_unused_reference_entry(name, value):
 
 def _skip_init_gates(arrays):
     """Names of non-zero skipInit gates: such a checkpoint was trained with skip_init=True."""
-    return sorted(n for n, v in arrays.items() if n.endswith(".alpha") and np.ndim(v) == 0 and float(v) != 0.0)
+    return sorted(
+        n for n, v in arrays.items() if n.endswith(".alpha") and np.ndim(v) == 0 and float(v) != 0.0
+    )
 
 
 def from_reference(state_dict, model):
@@ -134,7 +157,9 @@ def from_reference(state_dict, model):
     arrays = _load_state_dict(state_dict)
     plan = _weight_plan(model)
     expected = {name for name, _, _ in plan}
-    unexpected = sorted(n for n in arrays if n not in expected and not _is_unused_reference_entry(n, arrays[n]))
+    unexpected = sorted(
+        n for n in arrays if n not in expected and not _is_unused_reference_entry(n, arrays[n])
+    )
     missing = sorted(n for n in expected if n not in arrays)
     converted, wrong_shape = [], []
     for name, variable, convert in plan:
@@ -146,18 +171,23 @@ def from_reference(state_dict, model):
             wrong_shape.append(f"{name}: {arrays[name].shape} ({error})")
             continue
         if tuple(value.shape) != tuple(variable.shape):
-            wrong_shape.append(f"{name}: reference {arrays[name].shape} -> {value.shape}, model needs {tuple(variable.shape)}")
+            wrong_shape.append(
+                f"{name}: reference {arrays[name].shape} -> {value.shape}, model needs {tuple(variable.shape)}"
+            )
             continue
         converted.append((variable, value))
     problems = []
     gates = _skip_init_gates(arrays)
     if gates:
         problems.append(
-            "the checkpoint was trained with skip_init=True (non-zero residual gates " + ", ".join(gates)
+            "the checkpoint was trained with skip_init=True (non-zero residual gates "
+            + ", ".join(gates)
             + "); keras-mimo's blocks have no skipInit gate, so it cannot be loaded without changing its outputs"
         )
     if unexpected:
-        problems.append("names in the state_dict that do not match the model: " + ", ".join(unexpected))
+        problems.append(
+            "names in the state_dict that do not match the model: " + ", ".join(unexpected)
+        )
     if missing:
         problems.append("model weights missing from the state_dict: " + ", ".join(missing))
     if wrong_shape:

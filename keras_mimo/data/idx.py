@@ -55,7 +55,9 @@ def read_idx(path, expected_ndim=None):
     path = os.fspath(path)
     content = _read_bytes(path)
     if len(content) < 4:
-        raise IDXFormatError(f"{path}: only {len(content)} bytes; an IDX file starts with a 4-byte magic number.")
+        raise IDXFormatError(
+            f"{path}: only {len(content)} bytes; an IDX file starts with a 4-byte magic number."
+        )
     zero_a, zero_b, type_code, ndim = struct.unpack(">BBBB", content[:4])
     if zero_a != 0 or zero_b != 0:
         raise IDXFormatError(
@@ -64,11 +66,17 @@ def read_idx(path, expected_ndim=None):
         )
     if type_code not in IDX_DTYPES:
         known = ", ".join(f"0x{code:02X}" for code in IDX_DTYPES)
-        raise IDXFormatError(f"{path}: unknown IDX data type 0x{type_code:02X} in the magic number; known types are {known}.")
+        raise IDXFormatError(
+            f"{path}: unknown IDX data type 0x{type_code:02X} in the magic number; known types are {known}."
+        )
     if ndim == 0:
-        raise IDXFormatError(f"{path}: the magic number declares 0 dimensions; an IDX array has at least one.")
+        raise IDXFormatError(
+            f"{path}: the magic number declares 0 dimensions; an IDX array has at least one."
+        )
     if expected_ndim is not None and ndim != expected_ndim:
-        raise IDXFormatError(f"{path}: the file holds a {ndim}-dimensional array, expected {expected_ndim} dimensions.")
+        raise IDXFormatError(
+            f"{path}: the file holds a {ndim}-dimensional array, expected {expected_ndim} dimensions."
+        )
     header_size = 4 + 4 * ndim
     if len(content) < header_size:
         raise IDXFormatError(
@@ -88,7 +96,9 @@ def read_idx(path, expected_ndim=None):
             f"{path}: {actual_data - expected_data} unexpected bytes after the data: the header declares "
             f"shape {shape} ({expected_data} data bytes) but {actual_data} follow."
         )
-    array = np.frombuffer(content, dtype=dtype, count=expected_data // dtype.itemsize, offset=header_size)
+    array = np.frombuffer(
+        content, dtype=dtype, count=expected_data // dtype.itemsize, offset=header_size
+    )
     return array.reshape(shape).astype(dtype.newbyteorder("="), copy=True)
 
 
@@ -99,11 +109,15 @@ def write_idx(path, array, compress=None):
     codes = {dtype.newbyteorder("="): code for code, dtype in IDX_DTYPES.items()}
     native = array.dtype.newbyteorder("=")
     if native not in codes:
-        raise ValueError(f"IDX cannot store dtype {array.dtype}; use one of uint8, int8, int16, int32, float32, float64.")
+        raise ValueError(
+            f"IDX cannot store dtype {array.dtype}; use one of uint8, int8, int16, int32, float32, float64."
+        )
     if not 1 <= array.ndim <= 255:
         raise ValueError(f"IDX stores arrays of 1 to 255 dimensions, got {array.ndim}.")
     code = codes[native]
-    header = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
     content = header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
     if compress is None:
         compress = path.endswith(".gz")

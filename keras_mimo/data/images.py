@@ -169,8 +169,13 @@ IMAGE_DATASETS = {
     ),
 }
 
-_ALIASES = {"svhn_cropped": "svhn", "fashion-mnist": "fashion_mnist", "fashionmnist": "fashion_mnist",
-            "cifar-10": "cifar10", "cifar-100": "cifar100"}
+_ALIASES = {
+    "svhn_cropped": "svhn",
+    "fashion-mnist": "fashion_mnist",
+    "fashionmnist": "fashion_mnist",
+    "cifar-10": "cifar10",
+    "cifar-100": "cifar100",
+}
 
 # Folders where installers put the IDX files; searched when neither data_dir nor
 # $KERAS_MIMO_DATA is given. "~" and relative paths are resolved at look-up time.
@@ -203,7 +208,9 @@ def image_dataset_spec(name):
     key = str(name).strip().lower()
     key = _ALIASES.get(key, key)
     if key not in IMAGE_DATASETS:
-        raise ValueError(f"Unknown image dataset {name!r}; known datasets: {', '.join(IMAGE_DATASETS)}.")
+        raise ValueError(
+            f"Unknown image dataset {name!r}; known datasets: {', '.join(IMAGE_DATASETS)}."
+        )
     return IMAGE_DATASETS[key]
 
 
@@ -237,7 +244,11 @@ def _idx_file(folder, split, kind):
 
 
 def _has_all_idx_files(folder):
-    return all(_idx_file(folder, split, kind) for split in _IDX_SPLIT_PREFIX for kind in ("images", "labels"))
+    return all(
+        _idx_file(folder, split, kind)
+        for split in _IDX_SPLIT_PREFIX
+        for kind in ("images", "labels")
+    )
 
 
 def _expand(path):
@@ -262,7 +273,9 @@ def _idx_candidates(spec, data_dir):
 
 def default_tfds_data_dir():
     """tensorflow-datasets' own default data_dir: $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
-    return os.environ.get("TFDS_DATA_DIR") or os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
+    return os.environ.get("TFDS_DATA_DIR") or os.path.join(
+        os.path.expanduser("~"), "tensorflow_datasets"
+    )
 
 
 def _tfds_candidates(data_dir):
@@ -309,7 +322,9 @@ def find_image_data(name, data_dir=None, source="auto"):
     if source not in ("auto", "idx", "tfds"):
         raise ValueError(f"source must be 'auto', 'idx' or 'tfds', got {source!r}.")
     if source == "idx" and not spec.reads_idx:
-        raise ValueError(f"{spec.title} is not distributed as IDX files; use source='tfds' or 'auto'.")
+        raise ValueError(
+            f"{spec.title} is not distributed as IDX files; use source='tfds' or 'auto'."
+        )
     looked_in_idx, looked_in_tfds = [], []
     tfds_missing = False
     if spec.reads_idx and source in ("auto", "idx"):
@@ -326,7 +341,9 @@ def find_image_data(name, data_dir=None, source="auto"):
             looked_in_tfds.append(str(builder.data_dir))
             if builder.is_prepared():
                 return ImageDataLocation("tfds", candidate)
-    raise DatasetNotFoundError(_not_found_message(spec, looked_in_idx, looked_in_tfds, tfds_missing))
+    raise DatasetNotFoundError(
+        _not_found_message(spec, looked_in_idx, looked_in_tfds, tfds_missing)
+    )
 
 
 def _not_found_message(spec, looked_in_idx, looked_in_tfds, tfds_missing):
@@ -341,7 +358,9 @@ def _not_found_message(spec, looked_in_idx, looked_in_tfds, tfds_missing):
         lines.append(f"Looked for a prepared tensorflow-datasets copy of '{spec.tfds_name}' in:")
         lines.extend(f"  {folder}" for folder in looked_in_tfds)
     if tfds_missing:
-        lines.append("tensorflow-datasets is not installed (pip install tensorflow-datasets), so no tfds copy was looked for.")
+        lines.append(
+            "tensorflow-datasets is not installed (pip install tensorflow-datasets), so no tfds copy was looked for."
+        )
     lines.append("Get the data in one of these ways:")
     lines.extend(f"  - {way}" for way in spec.how_to_get)
     return "\n".join(lines)
@@ -358,7 +377,9 @@ def _parse_split(split):
     """Parses "train", "test[:1000]", "train[10%:]" into (base, start, stop) as tensorflow-datasets reads them."""
     match = _SPLIT_PATTERN.match(split)
     if match is None:
-        raise ValueError(f"Cannot read split {split!r}; write e.g. 'train', 'test', 'train[:5000]' or 'train[90%:]'.")
+        raise ValueError(
+            f"Cannot read split {split!r}; write e.g. 'train', 'test', 'train[:5000]' or 'train[90%:]'."
+        )
     return match.group(1), match.group(2), match.group(3)
 
 
@@ -418,7 +439,9 @@ def load_image_split(name, split="train", *, data_dir=None, source="auto", downl
         return builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
     base, start, stop = _parse_split(split)
     if base not in _IDX_SPLIT_PREFIX:
-        raise ValueError(f"IDX folders hold the splits 'train' and 'test', not {base!r} (split {split!r}).")
+        raise ValueError(
+            f"IDX folders hold the splits 'train' and 'test', not {base!r} (split {split!r})."
+        )
     images, labels = load_idx_split(location.path, base, spec.num_classes)
     chosen = slice(_slice_bound(start, len(labels)), _slice_bound(stop, len(labels)))
     return tf.data.Dataset.from_tensor_slices((images[chosen], labels[chosen]))
@@ -427,7 +450,9 @@ def load_image_split(name, split="train", *, data_dir=None, source="auto", downl
 def _download_with_tfds(spec, data_dir):
     tfds = _import_tfds()
     if tfds is None:
-        raise DatasetNotFoundError("download=True needs tensorflow-datasets: pip install tensorflow-datasets")
+        raise DatasetNotFoundError(
+            "download=True needs tensorflow-datasets: pip install tensorflow-datasets"
+        )
     target = _tfds_candidates(data_dir)[0]
     tfds.builder(spec.tfds_name, data_dir=target).download_and_prepare()
     return ImageDataLocation("tfds", target)
@@ -475,7 +500,9 @@ def random_crop_batch(images, padding, seed, mode="REFLECT"):
         return images
     height, width = images.shape[1], images.shape[2]
     padded = tf.pad(images, [[0, 0], [padding, padding], [padding, padding], [0, 0]], mode=mode)
-    offsets = tf.random.stateless_uniform([tf.shape(images)[0], 2], seed=seed, minval=0, maxval=2 * padding + 1, dtype=tf.int32)
+    offsets = tf.random.stateless_uniform(
+        [tf.shape(images)[0], 2], seed=seed, minval=0, maxval=2 * padding + 1, dtype=tf.int32
+    )
     rows = offsets[:, 0:1] + tf.range(height)[None, :]
     cols = offsets[:, 1:2] + tf.range(width)[None, :]
     cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
@@ -496,7 +523,9 @@ def mixup_batch(images, labels, alpha, seed):
     """
     weight_seed, permutation_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
     lam = sample_mixup_weight(alpha, weight_seed)
-    permutation = tf.argsort(tf.random.stateless_uniform([tf.shape(images)[0]], seed=permutation_seed))
+    permutation = tf.argsort(
+        tf.random.stateless_uniform([tf.shape(images)[0]], seed=permutation_seed)
+    )
     mixed_images = lam * images + (1.0 - lam) * tf.gather(images, permutation)
     mixed_labels = lam * labels + (1.0 - lam) * tf.gather(labels, permutation)
     return mixed_images, mixed_labels
@@ -517,7 +546,9 @@ def augment_train_batch(images, name, seed):
     if spec.train_flip:
         images = random_flip_batch(images, flip_seed)
     if spec.train_crop_padding:
-        images = random_crop_batch(images, spec.train_crop_padding, crop_seed, spec.train_crop_padding_mode)
+        images = random_crop_batch(
+            images, spec.train_crop_padding, crop_seed, spec.train_crop_padding_mode
+        )
     return preprocess_eval_batch(images, spec)
 
 
@@ -532,11 +563,15 @@ def _images_per_batch(batch_size, superposition):
 
 def _raw_dataset(spec, split, data_dir, source, download, cache):
     dataset = load_image_split(spec, split, data_dir=data_dir, source=source, download=download)
-    dataset = dataset.map(lambda image, label: (tf.ensure_shape(image, spec.raw_shape), tf.cast(label, tf.int64)))
+    dataset = dataset.map(
+        lambda image, label: (tf.ensure_shape(image, spec.raw_shape), tf.cast(label, tf.int64))
+    )
     return dataset.cache() if cache else dataset
 
 
-def _epoch_stream(raw, images_per_batch, passes, drop_remainder, seed, epochs, first_epoch, transform):
+def _epoch_stream(
+    raw, images_per_batch, passes, drop_remainder, seed, epochs, first_epoch, transform
+):
     """Epochs ``first_epoch .. epochs - 1`` as one dataset, each a function of ``(seed, epoch)`` only.
 
     The split is held in memory and every pass is a full permutation drawn by a stateless op
@@ -550,15 +585,21 @@ def _epoch_stream(raw, images_per_batch, passes, drop_remainder, seed, epochs, f
     steps = per_epoch // images_per_batch if drop_remainder else -(-per_epoch // images_per_batch)
 
     def epoch_of(epoch):
-        epoch_key = tf.random.experimental.stateless_fold_in(tf.constant([base_seed, 0x6D696D6F], tf.int64), epoch)
+        epoch_key = tf.random.experimental.stateless_fold_in(
+            tf.constant([base_seed, 0x6D696D6F], tf.int64), epoch
+        )
 
         def permutation(pass_index):
-            keys = tf.random.stateless_uniform([count], seed=tf.random.experimental.stateless_fold_in(epoch_key, pass_index))
+            keys = tf.random.stateless_uniform(
+                [count], seed=tf.random.experimental.stateless_fold_in(epoch_key, pass_index)
+            )
             return tf.data.Dataset.from_tensor_slices(tf.argsort(keys))
 
         order = tf.data.Dataset.range(passes).flat_map(permutation)
         batches = order.batch(images_per_batch, drop_remainder=drop_remainder).enumerate()
-        batch_keys = tf.random.experimental.stateless_fold_in(epoch_key, passes)  # apart from every pass's key
+        batch_keys = tf.random.experimental.stateless_fold_in(
+            epoch_key, passes
+        )  # apart from every pass's key
 
         def gather(index, indices):
             batch_seed = tf.random.experimental.stateless_fold_in(batch_keys, index)[0]
@@ -567,7 +608,9 @@ def _epoch_stream(raw, images_per_batch, passes, drop_remainder, seed, epochs, f
         return batches.map(gather, num_parallel_calls=AUTOTUNE, deterministic=True)
 
     dataset = tf.data.Dataset.range(int(first_epoch), int(epochs)).flat_map(epoch_of)
-    return dataset.apply(tf.data.experimental.assert_cardinality((int(epochs) - int(first_epoch)) * steps))
+    return dataset.apply(
+        tf.data.experimental.assert_cardinality((int(epochs) - int(first_epoch)) * steps)
+    )
 
 
 def image_train_dataset(
@@ -623,13 +666,17 @@ def image_train_dataset(
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise ValueError(f"{label} must be a non-negative integer, got {value!r}.")
         if first_epoch >= epochs:
-            raise ValueError(f"first_epoch={first_epoch} leaves no epoch to train: it must be below epochs={epochs}.")
+            raise ValueError(
+                f"first_epoch={first_epoch} leaves no epoch to train: it must be below epochs={epochs}."
+            )
     raw = _raw_dataset(spec, split, data_dir, source, download, cache)
 
     def transform(batch, batch_seed):
         images, labels = batch
         seed_pair = tf.stack([batch_seed, tf.constant(0x6D696D6F, tf.int64)])
-        augment_seed, mixup_seed = tf.unstack(tf.random.experimental.stateless_split(seed_pair, num=2))
+        augment_seed, mixup_seed = tf.unstack(
+            tf.random.experimental.stateless_split(seed_pair, num=2)
+        )
         if augment:
             images = augment_train_batch(images, spec, augment_seed)
         else:
@@ -651,11 +698,20 @@ def image_train_dataset(
             dataset = dataset.repeat(int(passes_per_epoch))
         dataset = dataset.batch(images_per_batch, drop_remainder=drop_remainder)
         batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        dataset = tf.data.Dataset.zip((dataset, batch_seeds)).map(transform, num_parallel_calls=AUTOTUNE,
-                                                                  deterministic=True)
+        dataset = tf.data.Dataset.zip((dataset, batch_seeds)).map(
+            transform, num_parallel_calls=AUTOTUNE, deterministic=True
+        )
     else:
-        dataset = _epoch_stream(raw, images_per_batch, passes_per_epoch, drop_remainder, seed, epochs, first_epoch,
-                                transform)
+        dataset = _epoch_stream(
+            raw,
+            images_per_batch,
+            passes_per_epoch,
+            drop_remainder,
+            seed,
+            epochs,
+            first_epoch,
+            transform,
+        )
     return dataset.prefetch(AUTOTUNE)
 
 

@@ -5,7 +5,11 @@ Attention (MIMOFormer): FAVORAttention / SuperposedFAVORAttention inside MIMOFor
 """
 
 from keras_mimo.layers.activations import ShiftedReLU, make_activation
-from keras_mimo.layers.attention import FAVORAttention, MultiHeadFAVORAttention, SuperposedFAVORAttention
+from keras_mimo.layers.attention import (
+    FAVORAttention,
+    MultiHeadFAVORAttention,
+    SuperposedFAVORAttention,
+)
 from keras_mimo.layers.binding import BindingRegularizer, SuperpositionBinding
 from keras_mimo.layers.regularizers import IsometryRegularizer
 from keras_mimo.layers.residual import PreActWideBlock

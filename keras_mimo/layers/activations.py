@@ -17,7 +17,9 @@ class ShiftedReLU(keras.layers.Layer):
 
     def build(self, input_shape):
         self.offset = self.add_weight(
-            shape=(input_shape[-1],), initializer=keras.initializers.Constant(self.offset_init), name="offset",
+            shape=(input_shape[-1],),
+            initializer=keras.initializers.Constant(self.offset_init),
+            name="offset",
         )
 
     def call(self, inputs):
@@ -40,7 +42,9 @@ def make_activation(kind, init=None, name=None):
     if kind == "relu":
         return keras.layers.ReLU(name=name)
     if kind == "prelu":
-        return keras.layers.PReLU(alpha_initializer=keras.initializers.Constant(init), shared_axes=[1, 2], name=name)
+        return keras.layers.PReLU(
+            alpha_initializer=keras.initializers.Constant(init), shared_axes=[1, 2], name=name
+        )
     return ShiftedReLU(offset_init=init, name=name)
 
 

@@ -83,8 +83,12 @@ class GaussianOrthogonalRandom(keras.initializers.Initializer):
 
     def __call__(self, shape, dtype=None):
         if len(shape) != 2:
-            raise ValueError(f"GaussianOrthogonalRandom makes (features, dim) matrices, got shape {shape}.")
-        return ops.convert_to_tensor(gaussian_orthogonal_random_matrix(shape[0], shape[1], self.seed), dtype=dtype)
+            raise ValueError(
+                f"GaussianOrthogonalRandom makes (features, dim) matrices, got shape {shape}."
+            )
+        return ops.convert_to_tensor(
+            gaussian_orthogonal_random_matrix(shape[0], shape[1], self.seed), dtype=dtype
+        )
 
     def get_config(self):
         return {"seed": self.seed}
@@ -123,11 +127,16 @@ class GridCapacityConfig:
 def check_grid(grid, capacity=None, name="grid"):
     """Returns ``grid`` as a tuple ``(M, N)`` of positive ints (not above ``capacity``); a ValueError otherwise."""
     ok = (
-        isinstance(grid, (tuple, list)) and len(grid) == 2
-        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in grid)
+        isinstance(grid, (tuple, list))
+        and len(grid) == 2
+        and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in grid
+        )
     )
     if not ok:
-        raise ValueError(f"{name}={grid!r} must be a pair (M, N) of positive integers, e.g. (2, 2).")
+        raise ValueError(
+            f"{name}={grid!r} must be a pair (M, N) of positive integers, e.g. (2, 2)."
+        )
     grid = (int(grid[0]), int(grid[1]))
     if capacity is not None and (grid[0] > capacity[0] or grid[1] > capacity[1]):
         raise ValueError(
@@ -140,9 +149,13 @@ def check_grid(grid, capacity=None, name="grid"):
 def _check_heads(name, query, key, value):
     shapes = [tuple(t.shape) for t in (query, key, value)]
     if any(len(s) != 4 for s in shapes):
-        raise ValueError(f"{name} expects query, key and value of shape (batch, length, heads, head_dim), got {shapes}.")
+        raise ValueError(
+            f"{name} expects query, key and value of shape (batch, length, heads, head_dim), got {shapes}."
+        )
     if shapes[0][2:] != shapes[1][2:] or shapes[0][2:] != shapes[2][2:]:
-        raise ValueError(f"{name}: query, key and value must have the same heads and head_dim, got {shapes}.")
+        raise ValueError(
+            f"{name}: query, key and value must have the same heads and head_dim, got {shapes}."
+        )
 
 
 # --------------------------------------------------------------------------- FAVOR+
@@ -175,19 +188,22 @@ class FAVORAttention(keras.layers.Layer):
             return
         head_dim = query_shape[-1]
         if head_dim is None:
-            raise ValueError(f"{self.name}: the head dimension must be known to build, got {query_shape}.")
+            raise ValueError(
+                f"{self.name}: the head dimension must be known to build, got {query_shape}."
+            )
         self.head_dim = int(head_dim)
         self.projection = self.add_weight(
             shape=(self.num_random_features, self.head_dim),
             initializer=GaussianOrthogonalRandom(_fresh_seed(self.seed)),
-            trainable=False, name="projection",
+            trainable=False,
+            name="projection",
         )
         self.built = True
 
     def features(self, x):
         """phi(x) = relu(D^-1/4 x @ P^T) + epsilon over the last axis."""
         projection = ops.cast(self.projection, x.dtype)
-        dash = ops.matmul(x * (self.head_dim ** -0.25), ops.transpose(projection))
+        dash = ops.matmul(x * (self.head_dim**-0.25), ops.transpose(projection))
         return ops.relu(dash) + self.epsilon
 
     def _prepare(self, query, key, value, mask, extra_scale=1.0):
@@ -218,7 +234,9 @@ class FAVORAttention(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_random_features=self.num_random_features, epsilon=self.epsilon, seed=self.seed)
+        config.update(
+            num_random_features=self.num_random_features, epsilon=self.epsilon, seed=self.seed
+        )
         return config
 
 
@@ -242,9 +260,18 @@ class SuperposedFAVORAttention(GridCapacityConfig, FAVORAttention):
         seed: seed of the projection and keys.
     """
 
-    def __init__(self, capacity=(2, 2), num_random_features=256, bundled_output=False, epsilon=KERNEL_EPSILON,
-                 seed=None, **kwargs):
-        super().__init__(num_random_features=num_random_features, epsilon=epsilon, seed=seed, **kwargs)
+    def __init__(
+        self,
+        capacity=(2, 2),
+        num_random_features=256,
+        bundled_output=False,
+        epsilon=KERNEL_EPSILON,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(
+            num_random_features=num_random_features, epsilon=epsilon, seed=seed, **kwargs
+        )
         self.capacity = check_grid(capacity, name="capacity")
         self.bundled_output = bool(bundled_output)
 
@@ -254,8 +281,10 @@ class SuperposedFAVORAttention(GridCapacityConfig, FAVORAttention):
         super().build(query_shape)
         seed = None if self.seed is None else self.seed + 1
         self.keys = self.add_weight(
-            shape=self.capacity + (self.head_dim,), initializer=BipolarKeys(_fresh_seed(seed)),
-            trainable=False, name="keys",
+            shape=self.capacity + (self.head_dim,),
+            initializer=BipolarKeys(_fresh_seed(seed)),
+            trainable=False,
+            name="keys",
         )
 
     def call(self, query, key, value, padding_mask=None, grid=None):
@@ -268,7 +297,9 @@ class SuperposedFAVORAttention(GridCapacityConfig, FAVORAttention):
                 "pad it (keras_mimo.superposition.pad_to_multiple) or use a model, which pads for you."
             )
         out_dtype = query.dtype
-        query, key, value = self._prepare(query, key, value, padding_mask, extra_scale=math.sqrt(m * n))
+        query, key, value = self._prepare(
+            query, key, value, padding_mask, extra_scale=math.sqrt(m * n)
+        )
         length, heads, dim = ops.shape(query)[1], query.shape[2], query.shape[3]
         grid_shape = (-1, m, n, length, heads, dim)
         keys = ops.reshape(ops.cast(self.keys[:m, :n], "float32"), (1, m, n, 1, 1, dim))
@@ -322,8 +353,17 @@ class MultiHeadFAVORAttention(GridCapacityConfig, keras.layers.Layer):
         seed: seed of the projections' initialisers, the random features and keys.
     """
 
-    def __init__(self, num_heads, head_dim, output_dim=None, attention="att", capacity=(2, 2),
-                 num_random_features=256, seed=None, **kwargs):
+    def __init__(
+        self,
+        num_heads,
+        head_dim,
+        output_dim=None,
+        attention="att",
+        capacity=(2, 2),
+        num_random_features=256,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.num_heads = positive_int("num_heads", num_heads)
         self.head_dim = positive_int("head_dim", head_dim)
@@ -331,13 +371,16 @@ class MultiHeadFAVORAttention(GridCapacityConfig, keras.layers.Layer):
         if attention not in ATTENTION_TYPES:
             raise ValueError(f"attention={attention!r} is unknown: use one of {ATTENTION_TYPES}.")
         self.attention = attention
-        self.capacity = (1, 1) if attention == "performer" else check_grid(capacity, name="capacity")
+        self.capacity = (
+            (1, 1) if attention == "performer" else check_grid(capacity, name="capacity")
+        )
         self.num_random_features = positive_int("num_random_features", num_random_features)
         self.seed = seed
         seeds = iter([None] * 8) if seed is None else iter(range(seed, seed + 8))
         width = self.num_heads * self.head_dim
         dense = lambda units, name: keras.layers.Dense(  # noqa: E731
-            units, kernel_initializer=glorot_uniform(next(seeds)), name=name)
+            units, kernel_initializer=glorot_uniform(next(seeds)), name=name
+        )
         self.query_dense = dense(width, "query")
         self.key_dense = dense(width, "key")
         self.value_dense = dense(width, "value")
@@ -347,7 +390,10 @@ class MultiHeadFAVORAttention(GridCapacityConfig, keras.layers.Layer):
             self.core = FAVORAttention(num_random_features, seed=core_seed, name="favor")
         else:
             self.core = SuperposedFAVORAttention(
-                self.capacity, num_random_features, bundled_output=(attention == "att+mlp"), seed=core_seed,
+                self.capacity,
+                num_random_features,
+                bundled_output=(attention == "att+mlp"),
+                seed=core_seed,
                 name="favor",
             )
 
@@ -357,7 +403,8 @@ class MultiHeadFAVORAttention(GridCapacityConfig, keras.layers.Layer):
         dim = input_shape[-1]
         width = self.num_heads * self.head_dim
         self.output_dense = keras.layers.Dense(
-            self.output_dim or dim, kernel_initializer=glorot_uniform(self._output_dense_seed),
+            self.output_dim or dim,
+            kernel_initializer=glorot_uniform(self._output_dense_seed),
             name="output",
         )
         for layer in (self.query_dense, self.key_dense, self.value_dense):
@@ -370,14 +417,20 @@ class MultiHeadFAVORAttention(GridCapacityConfig, keras.layers.Layer):
         return ops.reshape(x, (ops.shape(x)[0], ops.shape(x)[1], self.num_heads, self.head_dim))
 
     def call(self, x, padding_mask=None, grid=None):
-        q, k, v = (self._heads(layer(x)) for layer in (self.query_dense, self.key_dense, self.value_dense))
+        q, k, v = (
+            self._heads(layer(x)) for layer in (self.query_dense, self.key_dense, self.value_dense)
+        )
         if self.attention == "performer":
             if grid is not None and tuple(grid) != (1, 1):
-                raise ValueError(f"{self.name}: plain FAVOR+ attention runs only at grid (1, 1), got {grid}.")
+                raise ValueError(
+                    f"{self.name}: plain FAVOR+ attention runs only at grid (1, 1), got {grid}."
+                )
             out = self.core(q, k, v, padding_mask=padding_mask)
         else:
             out = self.core(q, k, v, padding_mask=padding_mask, grid=grid)
-        out = ops.reshape(out, (ops.shape(out)[0], ops.shape(out)[1], self.num_heads * self.head_dim))
+        out = ops.reshape(
+            out, (ops.shape(out)[0], ops.shape(out)[1], self.num_heads * self.head_dim)
+        )
         return self.output_dense(out)
 
     def compute_output_shape(self, input_shape):
@@ -387,7 +440,12 @@ class MultiHeadFAVORAttention(GridCapacityConfig, keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            num_heads=self.num_heads, head_dim=self.head_dim, output_dim=self.output_dim, attention=self.attention,
-            capacity=self.capacity, num_random_features=self.num_random_features, seed=self.seed,
+            num_heads=self.num_heads,
+            head_dim=self.head_dim,
+            output_dim=self.output_dim,
+            attention=self.attention,
+            capacity=self.capacity,
+            num_random_features=self.num_random_features,
+            seed=self.seed,
         )
         return config

@@ -72,7 +72,9 @@ class SuperpositionBinding(keras.layers.Layer):
         seed: seed of the key initialiser.
     """
 
-    def __init__(self, capacity, binding="hrr", regularization=0.1, trainable_keys=True, seed=None, **kwargs):
+    def __init__(
+        self, capacity, binding="hrr", regularization=0.1, trainable_keys=True, seed=None, **kwargs
+    ):
         super().__init__(**kwargs)
         if binding not in BINDINGS:
             raise ValueError(f"binding={binding!r} is unknown: use one of {BINDINGS}.")
@@ -88,14 +90,19 @@ class SuperpositionBinding(keras.layers.Layer):
         if self.binding == "hrr":
             regularizer = BindingRegularizer(self.regularization) if self.regularization else None
             self.keys = self.add_weight(
-                shape=(self.capacity, channels), initializer=initializer, regularizer=regularizer,
-                trainable=self.trainable_keys, name="keys",
+                shape=(self.capacity, channels),
+                initializer=initializer,
+                regularizer=regularizer,
+                trainable=self.trainable_keys,
+                name="keys",
             )
             self._circulant = circulant_indices(channels)
         elif self.binding == "mbat":
             self.keys = self.add_weight(
-                shape=(self.capacity, channels, channels), initializer=initializer,
-                trainable=self.trainable_keys, name="keys",
+                shape=(self.capacity, channels, channels),
+                initializer=initializer,
+                trainable=self.trainable_keys,
+                name="keys",
             )
 
     def slot_matrices(self):
@@ -107,7 +114,9 @@ class SuperpositionBinding(keras.layers.Layer):
         raise ValueError("binding='none' has no key matrices.")
 
     def call(self, inputs, superposition=None):
-        n = check_superposition(self.capacity if superposition is None else superposition, self.capacity)
+        n = check_superposition(
+            self.capacity if superposition is None else superposition, self.capacity
+        )
         repeats = self.capacity // n
         height, width, channels = inputs.shape[1], inputs.shape[2], inputs.shape[3]
         groups = ops.reshape(inputs, (-1, n, height, width, channels))
@@ -117,7 +126,9 @@ class SuperpositionBinding(keras.layers.Layer):
         matrices = ops.reshape(ops.sum(matrices, axis=0), (n * channels, channels))
         if n == 1:
             return ops.matmul(inputs, matrices)
-        stacked = ops.reshape(ops.transpose(groups, (0, 2, 3, 1, 4)), (-1, height, width, n * channels))
+        stacked = ops.reshape(
+            ops.transpose(groups, (0, 2, 3, 1, 4)), (-1, height, width, n * channels)
+        )
         return ops.matmul(stacked, matrices)
 
     def compute_output_shape(self, input_shape):
@@ -126,7 +137,10 @@ class SuperpositionBinding(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            capacity=self.capacity, binding=self.binding, regularization=self.regularization,
-            trainable_keys=self.trainable_keys, seed=self.seed,
+            capacity=self.capacity,
+            binding=self.binding,
+            regularization=self.regularization,
+            trainable_keys=self.trainable_keys,
+            seed=self.seed,
         )
         return config

@@ -71,8 +71,10 @@ class IsometryRegularizer(keras.regularizers.Regularizer):
         stacked = ops.reshape(operator, (taps * rows, cols))  # row (tap a, r) = W_a[r]
         pairs = ops.reshape(ops.matmul(stacked, ops.transpose(stacked)), (taps, rows, taps, rows))
         selection, centre = _displacement_selection(kh, kw, self.strides)
-        grams = ops.einsum("dab,arbs->drs", ops.convert_to_tensor(selection, dtype=pairs.dtype), pairs)
-        off_centre = ops.sum(ops.square(grams[:centre])) + ops.sum(ops.square(grams[centre + 1:]))
+        grams = ops.einsum(
+            "dab,arbs->drs", ops.convert_to_tensor(selection, dtype=pairs.dtype), pairs
+        )
+        off_centre = ops.sum(ops.square(grams[:centre])) + ops.sum(ops.square(grams[centre + 1 :]))
         return off_centre + ops.sum(ops.square(grams[centre] - ops.eye(rows, dtype=grams.dtype)))
 
     @staticmethod
@@ -80,7 +82,7 @@ class IsometryRegularizer(keras.regularizers.Regularizer):
         """``sum_b W_{b+shift} W_b^T`` over the taps b where both taps exist."""
         (dh, dw), (rows, kh, kw) = shift, taps.shape[:3]
         h0, h1, w0, w1 = max(0, -dh), min(kh, kh - dh), max(0, -dw), min(kw, kw - dw)
-        shifted = ops.reshape(taps[:, h0 + dh:h1 + dh, w0 + dw:w1 + dw, :], (rows, -1))
+        shifted = ops.reshape(taps[:, h0 + dh : h1 + dh, w0 + dw : w1 + dw, :], (rows, -1))
         base = ops.reshape(taps[:, h0:h1, w0:w1, :], (rows, -1))
         return ops.matmul(shifted, ops.transpose(base))
 
@@ -92,7 +94,10 @@ def _kept_displacements(kh, kw, strides):
     """The tap displacements ``conv(W, W, padding k-1, stride)`` keeps, and the centre one (identity target)."""
     shifts_h = [p - (kh - 1) for p in range(0, 2 * kh - 1, strides)]
     shifts_w = [q - (kw - 1) for q in range(0, 2 * kw - 1, strides)]
-    return [(dh, dw) for dh in shifts_h for dw in shifts_w], (shifts_h[len(shifts_h) // 2], shifts_w[len(shifts_w) // 2])
+    return [(dh, dw) for dh in shifts_h for dw in shifts_w], (
+        shifts_h[len(shifts_h) // 2],
+        shifts_w[len(shifts_w) // 2],
+    )
 
 
 @functools.lru_cache(maxsize=None)

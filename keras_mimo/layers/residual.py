@@ -33,7 +33,12 @@ def conv_then_batch_norm(inputs, conv, bn, training):
     if training:
         return bn(conv(inputs), training=True)
     return _conv_with_folded_batch_norm(
-        inputs, conv, bn, ops.cast(bn.moving_mean, "float32"), ops.cast(bn.moving_variance, "float32"))
+        inputs,
+        conv,
+        bn,
+        ops.cast(bn.moving_mean, "float32"),
+        ops.cast(bn.moving_variance, "float32"),
+    )
 
 
 def _conv_with_folded_batch_norm(inputs, conv, bn, mean, variance):
@@ -46,7 +51,9 @@ def _conv_with_folded_batch_norm(inputs, conv, bn, mean, variance):
     bias = ops.cast(bn.beta, "float32") - mean * scale
     kernel = ops.cast(ops.cast(conv.kernel, "float32") * scale, inputs.dtype)
     padding = "same" if conv.padding == "same" else "valid"
-    return ops.conv(inputs, kernel, strides=conv.strides, padding=padding) + ops.cast(bias, inputs.dtype)
+    return ops.conv(inputs, kernel, strides=conv.strides, padding=padding) + ops.cast(
+        bias, inputs.dtype
+    )
 
 
 def stem_conv_then_batch_norm(images, conv, bn, training):
@@ -75,7 +82,9 @@ def stem_conv_then_batch_norm(images, conv, bn, training):
     patches = ops.reshape(patches, (-1, size))
     patch_mean = ops.mean(patches, axis=0)
     centred = patches - patch_mean
-    patch_covariance = ops.matmul(ops.transpose(centred), centred) / ops.cast(ops.shape(centred)[0], "float32")
+    patch_covariance = ops.matmul(ops.transpose(centred), centred) / ops.cast(
+        ops.shape(centred)[0], "float32"
+    )
     columns = ops.reshape(kernel, (size, out_channels))
     mean = ops.matmul(patch_mean[None, :], columns)[0]
     variance = ops.sum(columns * ops.matmul(patch_covariance, columns), axis=0)
@@ -101,8 +110,16 @@ class PreActWideBlock(keras.layers.Layer):
         seed: seed of the convolution initialisers.
     """
 
-    def __init__(self, filters, strides=1, activation="relu", activation_init=None, isometry_regularization=0.0,
-                 seed=None, **kwargs):
+    def __init__(
+        self,
+        filters,
+        strides=1,
+        activation="relu",
+        activation_init=None,
+        isometry_regularization=0.0,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.strides = int(strides)
@@ -120,11 +137,20 @@ class PreActWideBlock(keras.layers.Layer):
         self.shortcut_bn = None
 
     def _conv(self, size, strides, name, offset):
-        regularizer = IsometryRegularizer(self.isometry_regularization, strides) if self.isometry_regularization else None
+        regularizer = (
+            IsometryRegularizer(self.isometry_regularization, strides)
+            if self.isometry_regularization
+            else None
+        )
         return keras.layers.Conv2D(
-            self.filters, size, strides=strides, padding="valid" if strides > 1 or size == 1 else "same", use_bias=False,
+            self.filters,
+            size,
+            strides=strides,
+            padding="valid" if strides > 1 or size == 1 else "same",
+            use_bias=False,
             kernel_initializer=he_fan_out(None if self.seed is None else self.seed + offset),
-            kernel_regularizer=regularizer, name=name,
+            kernel_regularizer=regularizer,
+            name=name,
         )
 
     @property
@@ -134,13 +160,23 @@ class PreActWideBlock(keras.layers.Layer):
     def build(self, input_shape):
         in_channels = input_shape[-1]
         height, width = input_shape[1], input_shape[2]
-        out_height, out_width = strided_size(height, self.strides), strided_size(width, self.strides)
+        out_height, out_width = (
+            strided_size(height, self.strides),
+            strided_size(width, self.strides),
+        )
         self.bn1.build(input_shape)
         self.act1.build(input_shape)
         # A strided conv1 sees its input padded by one pixel per side (see call): build it for that shape,
         # so inputs as small as 1x1 are accepted.
-        self.conv1.build(input_shape if self.strides == 1 else (
-            tuple(input_shape[:1]) + tuple(None if size is None else size + 2 for size in (height, width)) + tuple(input_shape[3:])))
+        self.conv1.build(
+            input_shape
+            if self.strides == 1
+            else (
+                tuple(input_shape[:1])
+                + tuple(None if size is None else size + 2 for size in (height, width))
+                + tuple(input_shape[3:])
+            )
+        )
         mid_shape = (input_shape[0], out_height, out_width, self.filters)
         self.bn2.build(mid_shape)
         self.act2.build(mid_shape)
@@ -173,7 +209,11 @@ class PreActWideBlock(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            filters=self.filters, strides=self.strides, activation=self.activation,
-            activation_init=self.activation_init, isometry_regularization=self.isometry_regularization, seed=self.seed,
+            filters=self.filters,
+            strides=self.strides,
+            activation=self.activation,
+            activation_init=self.activation_init,
+            isometry_regularization=self.isometry_regularization,
+            seed=self.seed,
         )
         return config

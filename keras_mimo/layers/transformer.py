@@ -20,9 +20,9 @@ from keras import ops
 from keras_mimo.checks import positive_int
 from keras_mimo.initializers import glorot_uniform
 from keras_mimo.layers.attention import (
-    GridCapacityConfig,
     ATTENTION_TYPES,
     BipolarKeys,
+    GridCapacityConfig,
     MultiHeadFAVORAttention,
     _fresh_seed,
     check_grid,
@@ -67,8 +67,18 @@ class MIMOFormerBlock(GridCapacityConfig, keras.layers.Layer):
         seed: seed of every initialiser and random quantity of the block.
     """
 
-    def __init__(self, num_heads, head_dim, hidden_dim, attention="att", capacity=(2, 2), num_random_features=256,
-                 dropout=0.1, seed=None, **kwargs):
+    def __init__(
+        self,
+        num_heads,
+        head_dim,
+        hidden_dim,
+        attention="att",
+        capacity=(2, 2),
+        num_random_features=256,
+        dropout=0.1,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.num_heads = positive_int("num_heads", num_heads)
         self.head_dim = positive_int("head_dim", head_dim)
@@ -76,7 +86,9 @@ class MIMOFormerBlock(GridCapacityConfig, keras.layers.Layer):
         if attention not in ATTENTION_TYPES:
             raise ValueError(f"attention={attention!r} is unknown: use one of {ATTENTION_TYPES}.")
         self.attention = attention
-        self.capacity = (1, 1) if attention == "performer" else check_grid(capacity, name="capacity")
+        self.capacity = (
+            (1, 1) if attention == "performer" else check_grid(capacity, name="capacity")
+        )
         self.num_random_features = positive_int("num_random_features", num_random_features)
         if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"dropout={dropout!r} must be a number in [0, 1).")
@@ -86,18 +98,31 @@ class MIMOFormerBlock(GridCapacityConfig, keras.layers.Layer):
 
         self.norm1 = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="norm1")
         self.attn = MultiHeadFAVORAttention(
-            num_heads, head_dim, attention=attention, capacity=self.capacity,
-            num_random_features=num_random_features, seed=next(seeds), name="attention",
+            num_heads,
+            head_dim,
+            attention=attention,
+            capacity=self.capacity,
+            num_random_features=num_random_features,
+            seed=next(seeds),
+            name="attention",
         )
-        self.attn_dropout = keras.layers.Dropout(self.dropout, seed=next(seeds), name="attention_dropout")
+        self.attn_dropout = keras.layers.Dropout(
+            self.dropout, seed=next(seeds), name="attention_dropout"
+        )
         self.norm2 = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="norm2")
         self.mlp_hidden = keras.layers.Dense(
-            hidden_dim, activation="relu", kernel_initializer=glorot_uniform(next(seeds)),
+            hidden_dim,
+            activation="relu",
+            kernel_initializer=glorot_uniform(next(seeds)),
             name="mlp_hidden",
         )
-        self.mlp_dropout1 = keras.layers.Dropout(self.dropout, seed=next(seeds), name="mlp_dropout1")
+        self.mlp_dropout1 = keras.layers.Dropout(
+            self.dropout, seed=next(seeds), name="mlp_dropout1"
+        )
         self._mlp_output_seed = next(seeds)
-        self.mlp_dropout2 = keras.layers.Dropout(self.dropout, seed=next(seeds), name="mlp_dropout2")
+        self.mlp_dropout2 = keras.layers.Dropout(
+            self.dropout, seed=next(seeds), name="mlp_dropout2"
+        )
         self._stream_keys_seed = next(seeds)
 
     def build(self, input_shape):
@@ -105,7 +130,9 @@ class MIMOFormerBlock(GridCapacityConfig, keras.layers.Layer):
             return
         dim = input_shape[-1]
         if dim is None:
-            raise ValueError(f"{self.name}: the embedding width must be known to build, got {input_shape}.")
+            raise ValueError(
+                f"{self.name}: the embedding width must be known to build, got {input_shape}."
+            )
         shape = (None, None, dim)
         self.norm1.build(shape)
         self.attn.build(shape)
@@ -117,8 +144,10 @@ class MIMOFormerBlock(GridCapacityConfig, keras.layers.Layer):
         self.mlp_output.build((None, None, self.hidden_dim))
         if self.attention == "att+mlp":
             self.stream_keys = self.add_weight(
-                shape=self.capacity + (dim,), initializer=BipolarKeys(_fresh_seed(self._stream_keys_seed)),
-                trainable=False, name="stream_keys",
+                shape=self.capacity + (dim,),
+                initializer=BipolarKeys(_fresh_seed(self._stream_keys_seed)),
+                trainable=False,
+                name="stream_keys",
             )
         self.built = True
 
@@ -128,7 +157,9 @@ class MIMOFormerBlock(GridCapacityConfig, keras.layers.Layer):
 
     def call(self, x, padding_mask=None, grid=None, training=None):
         grid = check_grid(self.capacity if grid is None else grid, self.capacity)
-        attended = self.attn_dropout(self.attn(self.norm1(x), padding_mask=padding_mask, grid=grid), training=training)
+        attended = self.attn_dropout(
+            self.attn(self.norm1(x), padding_mask=padding_mask, grid=grid), training=training
+        )
         if self.attention != "att+mlp":
             x = x + attended
             return x + self._mlp(x, training)
@@ -142,8 +173,13 @@ class MIMOFormerBlock(GridCapacityConfig, keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            num_heads=self.num_heads, head_dim=self.head_dim, hidden_dim=self.hidden_dim, attention=self.attention,
-            capacity=self.capacity, num_random_features=self.num_random_features, dropout=self.dropout,
+            num_heads=self.num_heads,
+            head_dim=self.head_dim,
+            hidden_dim=self.hidden_dim,
+            attention=self.attention,
+            capacity=self.capacity,
+            num_random_features=self.num_random_features,
+            dropout=self.dropout,
             seed=self.seed,
         )
         return config

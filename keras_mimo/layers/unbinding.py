@@ -29,15 +29,19 @@ class UnbindingHead(keras.layers.Layer):
     def build(self, input_shape):
         if not self.identity:
             self.expand = keras.layers.Dense(
-                self.capacity * input_shape[-1], activation="relu",
-                kernel_initializer=self.kernel_initializer, name="expand",
+                self.capacity * input_shape[-1],
+                activation="relu",
+                kernel_initializer=self.kernel_initializer,
+                name="expand",
             )
             self.expand.build(input_shape)
 
     def call(self, inputs, superposition=None):
         if self.identity:
             return inputs
-        n = check_superposition(self.capacity if superposition is None else superposition, self.capacity)
+        n = check_superposition(
+            self.capacity if superposition is None else superposition, self.capacity
+        )
         features = inputs.shape[-1]
         slots = ops.reshape(self.expand(inputs), (-1, self.capacity // n, n, features))
         return ops.reshape(ops.mean(slots, axis=1), (-1, features))
@@ -48,7 +52,8 @@ class UnbindingHead(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            capacity=self.capacity, identity=self.identity,
+            capacity=self.capacity,
+            identity=self.identity,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
         )
         return config

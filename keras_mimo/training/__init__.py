@@ -12,13 +12,25 @@
 import importlib
 
 _EXPORTS = {
-    "keras_mimo.training.callbacks": ("AtomicCheckpoint", "DynamicSuperposition", "GradientFilterCallback",
-                                      "LazyIsometry", "MultiSuperpositionValidation", "ScheduleLogger", "atomic_path",
-                                      "read_state"),
+    "keras_mimo.training.callbacks": (
+        "AtomicCheckpoint",
+        "DynamicSuperposition",
+        "GradientFilterCallback",
+        "LazyIsometry",
+        "MultiSuperpositionValidation",
+        "ScheduleLogger",
+        "atomic_path",
+        "read_state",
+    ),
     "keras_mimo.training.loop": ("build_model", "evaluate", "resolve_recipe", "train"),
     "keras_mimo.training.optimizers": ("FilteredSGD", "global_norm"),
     "keras_mimo.training.recipes": ("RECIPES", "TrainingRecipe", "get_recipe", "list_recipes"),
-    "keras_mimo.training.schedules": ("OneCycleLR", "OneCycleMomentum", "one_cycle", "one_cycle_value"),
+    "keras_mimo.training.schedules": (
+        "OneCycleLR",
+        "OneCycleMomentum",
+        "one_cycle",
+        "one_cycle_value",
+    ),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

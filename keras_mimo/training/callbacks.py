@@ -79,8 +79,10 @@ class GradientFilterCallback(keras.callbacks.Callback):
         logs["skipped_updates_total"] = summary["skipped_updates_total"]
         logs["mean_grad_norm"] = summary["mean_grad_norm"]
         if self.verbose and summary["skipped_updates"]:
-            print(f"Epoch {epoch + 1}: gradient filter skipped {summary['skipped_updates']} update(s) "
-                  f"(next threshold {summary['filter_threshold']:.4g}).")
+            print(
+                f"Epoch {epoch + 1}: gradient filter skipped {summary['skipped_updates']} update(s) "
+                f"(next threshold {summary['filter_threshold']:.4g})."
+            )
 
 
 class ScheduleLogger(keras.callbacks.Callback):
@@ -174,7 +176,15 @@ class MultiSuperpositionValidation(keras.callbacks.Callback):
     validation batches (the LRA recipes' ``num_eval_steps``).
     """
 
-    def __init__(self, validation_data, superpositions, primary=None, steps=None, frequency=1, attribute="superposition"):
+    def __init__(
+        self,
+        validation_data,
+        superpositions,
+        primary=None,
+        steps=None,
+        frequency=1,
+        attribute="superposition",
+    ):
         super().__init__()
         self.validation_data = validation_data
         self.attribute = attribute
@@ -198,7 +208,9 @@ class MultiSuperpositionValidation(keras.callbacks.Callback):
         try:
             for n in self.superpositions:
                 setattr(self.model, self.attribute, n)
-                metrics = self.model.evaluate(self.validation_data, steps=self.steps, verbose=0, return_dict=True)
+                metrics = self.model.evaluate(
+                    self.validation_data, steps=self.steps, verbose=0, return_dict=True
+                )
                 for name, value in metrics.items():
                     results[f"val_{name}_{self.label(n)}"] = float(value)
                     if n == self.primary:
@@ -264,10 +276,17 @@ class AtomicCheckpoint(keras.callbacks.Callback):
             self.best, self.best_epoch = value, epoch
         with atomic_path(self.last_path) as temporary:
             self.model.save(temporary)
-        write_json_atomic(os.path.join(self.directory, "state.json"), dict(
-            epochs_completed=epoch + 1, monitor=self.monitor, mode=self.mode, best=self.best, best_epoch=self.best_epoch,
-            iterations=int(_scalar(self.model.optimizer.iterations)),
-        ))
+        write_json_atomic(
+            os.path.join(self.directory, "state.json"),
+            dict(
+                epochs_completed=epoch + 1,
+                monitor=self.monitor,
+                mode=self.mode,
+                best=self.best,
+                best_epoch=self.best_epoch,
+                iterations=int(_scalar(self.model.optimizer.iterations)),
+            ),
+        )
 
 
 def read_state(directory):

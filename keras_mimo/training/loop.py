@@ -29,7 +29,8 @@ from keras_mimo.checks import positive_int
 from keras_mimo.training import callbacks as cb
 from keras_mimo.training.optimizers import FilteredSGD
 from keras_mimo.training.precision import global_dtype_policy, mixed_precision_policy
-from keras_mimo.training.recipes import get_recipe, quick as make_quick
+from keras_mimo.training.recipes import get_recipe
+from keras_mimo.training.recipes import quick as make_quick
 from keras_mimo.training.schedules import one_cycle
 
 
@@ -44,17 +45,28 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_time"] = time.perf_counter() - self._start
 
 
-
 def resolve_recipe(config, *, epochs=None, batch_size=None, lr=None, quick=False, **overrides):
     """The recipe named ``config`` (or a TrainingRecipe) with command-line overrides applied."""
     recipe = get_recipe(config)
     if quick:
         recipe = make_quick(recipe)
-    changes = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, **overrides).items() if v is not None}
-    model_changes = {k: v for k, v in changes.get("model_overrides", {}).items() if recipe.model_overrides.get(k) != v}
+    changes = {
+        k: v
+        for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, **overrides).items()
+        if v is not None
+    }
+    model_changes = {
+        k: v
+        for k, v in changes.get("model_overrides", {}).items()
+        if recipe.model_overrides.get(k) != v
+    }
     if model_changes:  # the description names the recipe's own body; say what no longer holds
-        changes["description"] = recipe.description + " Model overridden: " + ", ".join(
-            f"{k}={v!r}" for k, v in sorted(model_changes.items())) + "."
+        changes["description"] = (
+            recipe.description
+            + " Model overridden: "
+            + ", ".join(f"{k}={v!r}" for k, v in sorted(model_changes.items()))
+            + "."
+        )
     return recipe.replace(**changes) if changes else recipe
 
 
@@ -90,7 +102,12 @@ def _distribution_scope(data_parallel):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        devices = tuple(d.name for d in (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")))
+        devices = tuple(
+            d.name
+            for d in (
+                tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+            )
+        )
         # One strategy per process and device set: a second MirroredStrategy in the same process can
         # mismatch collective instances with the first one.
         strategy = _STRATEGIES.get(devices)
@@ -132,10 +149,19 @@ def _steps_of(dataset):
 
 def _compare_configs(saved, current, output_dir):
     keys = sorted(set(saved) | set(current))
-    prose = ("data_dir", "description")  # where the data lives and how a recipe is described do not change a run
-    differences = {k: (saved.get(k), current.get(k)) for k in keys if saved.get(k) != current.get(k) and k not in prose}
+    prose = (
+        "data_dir",
+        "description",
+    )  # where the data lives and how a recipe is described do not change a run
+    differences = {
+        k: (saved.get(k), current.get(k))
+        for k in keys
+        if saved.get(k) != current.get(k) and k not in prose
+    }
     if differences:
-        lines = "\n".join(f"  {k}: saved {a!r}, now {b!r}" for k, (a, b) in sorted(differences.items()))
+        lines = "\n".join(
+            f"  {k}: saved {a!r}, now {b!r}" for k, (a, b) in sorted(differences.items())
+        )
         raise ValueError(
             f"{output_dir} holds a run with a different configuration, so it cannot be resumed:\n{lines}\n"
             "Use another --output folder (or delete this one) to start a new run."
@@ -195,20 +221,30 @@ def resume_from_last(model, output_dir, steps_per_epoch, total_steps, name, verb
         iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         initial_epoch = iterations // steps_per_epoch
         if verbose:
-            print(f"Resuming {name} from {last_path}: {initial_epoch} epoch(s) done, "
-                  f"optimizer step {iterations} of {total_steps}.", flush=True)
+            print(
+                f"Resuming {name} from {last_path}: {initial_epoch} epoch(s) done, "
+                f"optimizer step {iterations} of {total_steps}.",
+                flush=True,
+            )
     _truncate_csv(os.path.join(output_dir, "log.csv"), initial_epoch)
     return initial_epoch
 
 
 def run_folder_callbacks(output_dir, tensorboard, monitor="val_accuracy"):
     """The callbacks that go last: epoch timer, ``log.csv``, TensorBoard (if wanted and installed), atomic checkpoints."""
-    callbacks = [EpochTimer(), keras.callbacks.CSVLogger(os.path.join(output_dir, "log.csv"), append=True)]
+    callbacks = [
+        EpochTimer(),
+        keras.callbacks.CSVLogger(os.path.join(output_dir, "log.csv"), append=True),
+    ]
     if tensorboard and _tensorboard_available():
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")))
     elif tensorboard:
-        print("keras-mimo train: TensorBoard logs are off because the tensorboard package is not installed "
-              "(pip install tensorboard); log.csv has the same numbers.", file=sys.stderr, flush=True)
+        print(
+            "keras-mimo train: TensorBoard logs are off because the tensorboard package is not installed "
+            "(pip install tensorboard); log.csv has the same numbers.",
+            file=sys.stderr,
+            flush=True,
+        )
     callbacks.append(cb.AtomicCheckpoint(output_dir, monitor=monitor, mode="max"))
     return callbacks
 
@@ -224,8 +260,10 @@ def logged_column(output_dir, column):
 
 def compile_for_scoring(model):
     """Compiles a loaded checkpoint for ``evaluate``: integer labels, logits, accuracy."""
-    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")])
+    model.compile(
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")],
+    )
 
 
 def _jsonable(value):
@@ -238,7 +276,11 @@ def _model_argument(recipe, name, absent):
 
     cls, config = model_class_and_config(recipe.model)
     parameter = inspect.signature(cls).parameters.get(name)
-    return absent if parameter is None else {**config, **recipe.model_overrides}.get(name, parameter.default)
+    return (
+        absent
+        if parameter is None
+        else {**config, **recipe.model_overrides}.get(name, parameter.default)
+    )
 
 
 def check_superpositions(recipe):
@@ -249,11 +291,15 @@ def check_superpositions(recipe):
     allowed = allowed_superpositions(capacity)
     wrong = [n for n in recipe.eval_superpositions or () if n not in allowed]
     if wrong:
-        raise ValueError(f"eval_superpositions={recipe.eval_superpositions!r}: {recipe.name}'s model has capacity "
-                         f"{capacity}, so it can be validated at N in {allowed} only, not {wrong}.")
+        raise ValueError(
+            f"eval_superpositions={recipe.eval_superpositions!r}: {recipe.name}'s model has capacity "
+            f"{capacity}, so it can be validated at N in {allowed} only, not {wrong}."
+        )
     if recipe.dynamic_p is not None and recipe.dynamic_low not in allowed:
-        raise ValueError(f"dynamic_low={recipe.dynamic_low}: {recipe.name}'s model has capacity {capacity}, so "
-                         f"the lower N must be one of {allowed}.")
+        raise ValueError(
+            f"dynamic_low={recipe.dynamic_low}: {recipe.name}'s model has capacity {capacity}, so "
+            f"the lower N must be one of {allowed}."
+        )
 
 
 def check_isometry_every(recipe, every):
@@ -261,8 +307,10 @@ def check_isometry_every(recipe, every):
     every = positive_int("isometry_every", every, hint=" (1: the penalty on every update)")
     if every > 1:
         if not _model_argument(recipe, "isometry_regularization", 0.0):
-            raise ValueError(f"isometry_every={every}: {recipe.name}'s model ({recipe.model}) has no isometry "
-                             "regulariser to apply lazily; leave it at 1.")
+            raise ValueError(
+                f"isometry_every={every}: {recipe.name}'s model ({recipe.model}) has no isometry "
+                "regulariser to apply lazily; leave it at 1."
+            )
     return every
 
 
@@ -272,7 +320,9 @@ def check_run_arguments(recipe, steps_per_epoch, mixed_precision, isometry_every
     ``train`` calls it before making the run folder; the CLI calls it first to print a one-line error.
     """
     if steps_per_epoch is not None:
-        positive_int("steps_per_epoch", steps_per_epoch, hint=" (or leave it out: every full batch)")
+        positive_int(
+            "steps_per_epoch", steps_per_epoch, hint=" (or leave it out: every full batch)"
+        )
     check_superpositions(recipe)
     policy = image_precision_policy(mixed_precision)
     check_isometry_every(recipe, isometry_every)
@@ -283,15 +333,34 @@ def image_precision_policy(mode):
     """The dtype policy of an image run for ``--mixed-precision mode`` (None: float32, the reference's)."""
     policy = mixed_precision_policy(mode)
     if policy == "mixed_float16":
-        raise ValueError("mixed_precision='float16' is not available for the image recipes: it needs loss scaling, "
-                         "whose skipped overflow steps would shift the step counter that schedules and resuming "
-                         "rely on. Use 'bfloat16' (no loss scaling needed) or 'off'.")
+        raise ValueError(
+            "mixed_precision='float16' is not available for the image recipes: it needs loss scaling, "
+            "whose skipped overflow steps would shift the step counter that schedules and resuming "
+            "rely on. Use 'bfloat16' (no loss scaling needed) or 'off'."
+        )
     return policy
 
 
-def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir=None, seed=0, quick=False,
-          verbose="auto", data_parallel=False, tensorboard=True, steps_per_epoch=None, jit_compile="auto",
-          mixed_precision="off", isometry_every=1, extra_callbacks=(), **overrides):
+def train(
+    config,
+    output_dir,
+    *,
+    epochs=None,
+    batch_size=None,
+    lr=None,
+    data_dir=None,
+    seed=0,
+    quick=False,
+    verbose="auto",
+    data_parallel=False,
+    tensorboard=True,
+    steps_per_epoch=None,
+    jit_compile="auto",
+    mixed_precision="off",
+    isometry_every=1,
+    extra_callbacks=(),
+    **overrides,
+):
     """Trains recipe ``config`` into ``output_dir``, resuming an interrupted run there; returns the final results dict.
 
     ``epochs``, ``batch_size`` (superpositions per batch), ``lr`` and any other ``TrainingRecipe``
@@ -306,23 +375,56 @@ def train(config, output_dir, *, epochs=None, batch_size=None, lr=None, data_dir
     ``isometry_every=k`` > 1 computes the isometry penalty on every k-th update only, weighted k
     (``callbacks.LazyIsometry``): the same gradient on average for a k-th of its fixed cost per step.
     """
-    recipe = resolve_recipe(config, epochs=epochs, batch_size=batch_size, lr=lr, quick=quick, **overrides)
+    recipe = resolve_recipe(
+        config, epochs=epochs, batch_size=batch_size, lr=lr, quick=quick, **overrides
+    )
     policy = check_run_arguments(recipe, steps_per_epoch, mixed_precision, isometry_every)
     run_config = {k: _jsonable(v) for k, v in recipe.to_dict().items()}
-    run_config.update(seed=seed, steps_per_epoch_cap=steps_per_epoch, data_parallel=bool(data_parallel))
-    if policy:  # float32 runs keep the config.json of earlier versions, so their folders still resume
+    run_config.update(
+        seed=seed, steps_per_epoch_cap=steps_per_epoch, data_parallel=bool(data_parallel)
+    )
+    if (
+        policy
+    ):  # float32 runs keep the config.json of earlier versions, so their folders still resume
         run_config["mixed_precision"] = policy
     if isometry_every > 1:  # likewise recorded only when not the default
         run_config["isometry_every"] = isometry_every
     output_dir = prepare_run_folder(output_dir, run_config)
     with global_dtype_policy(policy):
-        return _train(recipe, output_dir, data_dir, seed, verbose, data_parallel, tensorboard, steps_per_epoch,
-                      jit_compile, isometry_every, extra_callbacks)
+        return _train(
+            recipe,
+            output_dir,
+            data_dir,
+            seed,
+            verbose,
+            data_parallel,
+            tensorboard,
+            steps_per_epoch,
+            jit_compile,
+            isometry_every,
+            extra_callbacks,
+        )
 
 
-def _train(recipe, output_dir, data_dir, seed, verbose, data_parallel, tensorboard, steps_per_epoch, jit_compile,
-           isometry_every, extra_callbacks):
-    from keras_mimo.data import image_dataset_spec, image_eval_dataset, image_train_dataset, load_image_split
+def _train(
+    recipe,
+    output_dir,
+    data_dir,
+    seed,
+    verbose,
+    data_parallel,
+    tensorboard,
+    steps_per_epoch,
+    jit_compile,
+    isometry_every,
+    extra_callbacks,
+):
+    from keras_mimo.data import (
+        image_dataset_spec,
+        image_eval_dataset,
+        image_train_dataset,
+        load_image_split,
+    )
 
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
@@ -334,43 +436,76 @@ def _train(recipe, output_dir, data_dir, seed, verbose, data_parallel, tensorboa
         model = build_model(recipe, seed)
     capacity = model.capacity
     one_hot = bool(recipe.mixup_alpha)
-    recipe = recipe.replace(train_split=_clamp_split(recipe.dataset, recipe.train_split, data_dir),
-                            eval_split=_clamp_split(recipe.dataset, recipe.eval_split, data_dir))
+    recipe = recipe.replace(
+        train_split=_clamp_split(recipe.dataset, recipe.train_split, data_dir),
+        eval_split=_clamp_split(recipe.dataset, recipe.eval_split, data_dir),
+    )
 
     # Every epoch is `capacity` passes over the split in batches of batch_size * capacity images, the
     # last partial batch dropped: examples // batch_size steps.
-    examples = int(load_image_split(recipe.dataset, recipe.train_split, data_dir=data_dir).cardinality())
+    examples = int(
+        load_image_split(recipe.dataset, recipe.train_split, data_dir=data_dir).cardinality()
+    )
     full_steps = examples // recipe.batch_size
     if full_steps == 0:
-        raise ValueError(f"{recipe.train_split} of {spec.title} holds fewer than one batch of "
-                         f"{recipe.batch_size * capacity} images: lower --batch-size.")
+        raise ValueError(
+            f"{recipe.train_split} of {spec.title} holds fewer than one batch of "
+            f"{recipe.batch_size * capacity} images: lower --batch-size."
+        )
     steps = full_steps if steps_per_epoch is None else min(full_steps, int(steps_per_epoch))
-    data_epochs = -(-recipe.epochs * steps // full_steps)  # a capped epoch takes the next `steps` batches
+    data_epochs = -(
+        -recipe.epochs * steps // full_steps
+    )  # a capped epoch takes the next `steps` batches
     eval_superpositions = tuple(recipe.eval_superpositions or (capacity,))
-    eval_data = image_eval_dataset(recipe.dataset, recipe.batch_size, capacity, data_dir=data_dir,
-                                   split=recipe.eval_split, one_hot_labels=one_hot)
+    eval_data = image_eval_dataset(
+        recipe.dataset,
+        recipe.batch_size,
+        capacity,
+        data_dir=data_dir,
+        split=recipe.eval_split,
+        one_hot_labels=one_hot,
+    )
     total_steps = recipe.epochs * steps
     with scope():
         lr_schedule, momentum_schedule = one_cycle(
-            recipe.lr, max(total_steps, 2), recipe.pct_start, recipe.div_factor, recipe.final_div_factor,
-            recipe.base_momentum, recipe.max_momentum,
+            recipe.lr,
+            max(total_steps, 2),
+            recipe.pct_start,
+            recipe.div_factor,
+            recipe.final_div_factor,
+            recipe.base_momentum,
+            recipe.max_momentum,
         )
-        optimizer = FilteredSGD(lr_schedule, momentum=momentum_schedule, weight_decay=recipe.weight_decay,
-                                gradient_filter=recipe.gradient_filter, global_clipnorm=recipe.clipnorm)
+        optimizer = FilteredSGD(
+            lr_schedule,
+            momentum=momentum_schedule,
+            weight_decay=recipe.weight_decay,
+            gradient_filter=recipe.gradient_filter,
+            global_clipnorm=recipe.clipnorm,
+        )
         if one_hot:
-            loss, accuracy = keras.losses.CategoricalCrossentropy(from_logits=True), keras.metrics.CategoricalAccuracy("accuracy")
+            loss, accuracy = (
+                keras.losses.CategoricalCrossentropy(from_logits=True),
+                keras.metrics.CategoricalAccuracy("accuracy"),
+            )
         else:
-            loss, accuracy = (keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                              keras.metrics.SparseCategoricalAccuracy("accuracy"))
+            loss, accuracy = (
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                keras.metrics.SparseCategoricalAccuracy("accuracy"),
+            )
         model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], jit_compile=jit_compile)
 
-        initial_epoch = resume_from_last(model, output_dir, steps, total_steps, recipe.name, verbose)
+        initial_epoch = resume_from_last(
+            model, output_dir, steps, total_steps, recipe.name, verbose
+        )
 
     callbacks = []
     if isometry_every > 1:  # before the validation callback, which must see the penalty at scale 1
         callbacks.append(cb.LazyIsometry(isometry_every))
     if recipe.dynamic_p is not None:
-        callbacks.append(cb.DynamicSuperposition(capacity, low=recipe.dynamic_low, p=recipe.dynamic_p, seed=seed))
+        callbacks.append(
+            cb.DynamicSuperposition(capacity, low=recipe.dynamic_low, p=recipe.dynamic_p, seed=seed)
+        )
     callbacks += [
         cb.GradientFilterCallback(verbose=1 if verbose else 0),
         cb.ScheduleLogger(),
@@ -379,26 +514,47 @@ def _train(recipe, output_dir, data_dir, seed, verbose, data_parallel, tensorboa
         *run_folder_callbacks(output_dir, tensorboard),
     ]
     if verbose:
-        print(f"{recipe.name}: {recipe.description}\n  {model.count_params():,} parameters, capacity {capacity}, "
-              f"{recipe.batch_size} superpositions ({recipe.batch_size * capacity} images) per batch, {steps} steps/epoch, "
-              f"{recipe.epochs} epochs, {replicas} device(s), {keras.config.dtype_policy().name}; output {output_dir}",
-              flush=True)
+        print(
+            f"{recipe.name}: {recipe.description}\n  {model.count_params():,} parameters, capacity {capacity}, "
+            f"{recipe.batch_size} superpositions ({recipe.batch_size * capacity} images) per batch, {steps} steps/epoch, "
+            f"{recipe.epochs} epochs, {replicas} device(s), {keras.config.dtype_policy().name}; output {output_dir}",
+            flush=True,
+        )
         left_over = (examples - full_steps * recipe.batch_size) * capacity
         if left_over > 0:
-            print(f"  Each epoch leaves out the last {left_over} of its {examples * capacity} reshuffled images "
-                  "(a different random few every epoch), as the reference's drop_last: every batch keeps its shape.",
-                  flush=True)
+            print(
+                f"  Each epoch leaves out the last {left_over} of its {examples * capacity} reshuffled images "
+                "(a different random few every epoch), as the reference's drop_last: every batch keeps its shape.",
+                flush=True,
+            )
     if initial_epoch < recipe.epochs:
         # One stream of every remaining epoch, each drawn from (seed, epoch) alone, so a resumed run
         # continues the data order of the uninterrupted one.
         done_batches = initial_epoch * steps
         train_data = image_train_dataset(
-            recipe.dataset, recipe.batch_size, capacity, data_dir=data_dir, split=recipe.train_split, seed=seed,
-            augment=recipe.augment, mixup_alpha=recipe.mixup_alpha or None, one_hot_labels=one_hot,
-            passes_per_epoch=capacity, drop_remainder=True, epochs=data_epochs, first_epoch=done_batches // full_steps,
+            recipe.dataset,
+            recipe.batch_size,
+            capacity,
+            data_dir=data_dir,
+            split=recipe.train_split,
+            seed=seed,
+            augment=recipe.augment,
+            mixup_alpha=recipe.mixup_alpha or None,
+            one_hot_labels=one_hot,
+            passes_per_epoch=capacity,
+            drop_remainder=True,
+            epochs=data_epochs,
+            first_epoch=done_batches // full_steps,
         ).skip(done_batches % full_steps)
-        model.fit(train_data, epochs=recipe.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps, shuffle=False,
-                  callbacks=callbacks, verbose=verbose)
+        model.fit(
+            train_data,
+            epochs=recipe.epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps,
+            shuffle=False,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
     return _final_results(model, eval_data, eval_superpositions, output_dir, recipe, verbose)
 
 
@@ -409,7 +565,10 @@ def _final_results(model, eval_data, superpositions, output_dir, recipe, verbose
     epoch_times = logged_column(output_dir, "epoch_time")
     train_time, epochs_logged = sum(epoch_times), len(epoch_times)
     results = dict(
-        recipe=recipe.name, dataset=recipe.dataset, split=recipe.eval_split, epochs=epochs_logged,
+        recipe=recipe.name,
+        dataset=recipe.dataset,
+        split=recipe.eval_split,
+        epochs=epochs_logged,
         train_time_s=round(train_time, 1),
         accuracy={str(n): metrics[f"val_accuracy_n{n}"] for n in superpositions},
         loss={str(n): metrics[f"val_loss_n{n}"] for n in superpositions},
@@ -417,24 +576,41 @@ def _final_results(model, eval_data, superpositions, output_dir, recipe, verbose
     )
     cb.write_json_atomic(os.path.join(output_dir, "results.json"), results)
     if verbose:
-        accuracy = ", ".join(f"N={n}: {100 * results['accuracy'][str(n)]:.2f}%" for n in superpositions)
-        print(f"{recipe.name}: {recipe.eval_split} accuracy {accuracy}; train time {train_time:.0f} s", flush=True)
+        accuracy = ", ".join(
+            f"N={n}: {100 * results['accuracy'][str(n)]:.2f}%" for n in superpositions
+        )
+        print(
+            f"{recipe.name}: {recipe.eval_split} accuracy {accuracy}; train time {train_time:.0f} s",
+            flush=True,
+        )
     return results
 
 
-def evaluate(checkpoint, dataset, superpositions=None, *, data_dir=None, batch_size=128, split="test", verbose=0):
+def evaluate(
+    checkpoint,
+    dataset,
+    superpositions=None,
+    *,
+    data_dir=None,
+    batch_size=128,
+    split="test",
+    verbose=0,
+):
     """Accuracy and loss of a saved ``.keras`` model on ``split`` of ``dataset`` at each N; returns {N: {"accuracy", "loss"}}."""
-    from keras_mimo.data import image_eval_dataset
     import keras_mimo.models  # noqa: F401  (registers the model classes)
-
+    from keras_mimo.data import image_eval_dataset
     from keras_mimo.superposition import check_superposition
 
     if not os.path.isfile(checkpoint):
-        raise ValueError(f"checkpoint {str(checkpoint)!r} is not a file: pass a .keras file that keras-mimo train "
-                         "wrote (best.keras or last.keras in the run folder).")
+        raise ValueError(
+            f"checkpoint {str(checkpoint)!r} is not a file: pass a .keras file that keras-mimo train "
+            "wrote (best.keras or last.keras in the run folder)."
+        )
     model = keras.saving.load_model(checkpoint, compile=False)
     capacity = getattr(model, "capacity", 1)
-    superpositions = [check_superposition(n, capacity) for n in (superpositions or [capacity])]  # all before any pass
+    superpositions = [
+        check_superposition(n, capacity) for n in (superpositions or [capacity])
+    ]  # all before any pass
     compile_for_scoring(model)
     data = image_eval_dataset(dataset, batch_size, capacity, data_dir=data_dir, split=split)
     results = {}

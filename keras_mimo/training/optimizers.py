@@ -54,18 +54,35 @@ class FilteredSGD(keras.optimizers.Optimizer):
         **kwargs: the usual Keras optimizer arguments (``global_clipnorm``, ``name``, ...).
     """
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
-                 decay_activation_parameters=False, gradient_filter=None, name="filtered_sgd", **kwargs):
+    def __init__(
+        self,
+        learning_rate=0.01,
+        momentum=0.0,
+        nesterov=False,
+        weight_decay=None,
+        decay_activation_parameters=False,
+        gradient_filter=None,
+        name="filtered_sgd",
+        **kwargs,
+    ):
         super().__init__(learning_rate=learning_rate, name=name, weight_decay=None, **kwargs)
         if isinstance(momentum, (int, float)):
             if not 0 <= momentum < 1:
                 raise ValueError(f"momentum={momentum!r} must be in [0, 1) or a schedule.")
             momentum = float(momentum)
         elif not callable(momentum):
-            raise ValueError(f"momentum={momentum!r} must be a number or a schedule (callable of the step).")
-        if gradient_filter is not None and not (isinstance(gradient_filter, (int, float)) and gradient_filter > 0):
-            raise ValueError(f"gradient_filter={gradient_filter!r} must be a positive factor or None.")
-        if weight_decay is not None and not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
+            raise ValueError(
+                f"momentum={momentum!r} must be a number or a schedule (callable of the step)."
+            )
+        if gradient_filter is not None and not (
+            isinstance(gradient_filter, (int, float)) and gradient_filter > 0
+        ):
+            raise ValueError(
+                f"gradient_filter={gradient_filter!r} must be a positive factor or None."
+            )
+        if weight_decay is not None and not (
+            isinstance(weight_decay, (int, float)) and weight_decay >= 0
+        ):
             raise ValueError(f"weight_decay={weight_decay!r} must be a number >= 0 or None.")
         self.momentum = momentum
         self.nesterov = bool(nesterov)
@@ -92,13 +109,25 @@ class FilteredSGD(keras.optimizers.Optimizer):
         if self.uses_momentum:
             self.momentums = self.add_optimizer_variables(var_list, "momentum")
         state = dict(aggregation="only_first_replica")
-        self.filter_threshold = self.add_variable((), initializer=keras.initializers.Constant(math.inf), dtype="float32",
-                                                  name="filter_threshold", **state)
-        self.accepted_norm_sum = self.add_variable((), initializer="zeros", dtype="float32", name="accepted_norm_sum", **state)
-        self.accepted_updates = self.add_variable((), initializer="zeros", dtype="float32", name="accepted_updates", **state)
-        self.skipped_updates = self.add_variable((), initializer="zeros", dtype="float32", name="skipped_updates", **state)
-        self.skipped_updates_total = self.add_variable((), initializer="zeros", dtype="float32",
-                                                       name="skipped_updates_total", **state)
+        self.filter_threshold = self.add_variable(
+            (),
+            initializer=keras.initializers.Constant(math.inf),
+            dtype="float32",
+            name="filter_threshold",
+            **state,
+        )
+        self.accepted_norm_sum = self.add_variable(
+            (), initializer="zeros", dtype="float32", name="accepted_norm_sum", **state
+        )
+        self.accepted_updates = self.add_variable(
+            (), initializer="zeros", dtype="float32", name="accepted_updates", **state
+        )
+        self.skipped_updates = self.add_variable(
+            (), initializer="zeros", dtype="float32", name="skipped_updates", **state
+        )
+        self.skipped_updates_total = self.add_variable(
+            (), initializer="zeros", dtype="float32", name="skipped_updates_total", **state
+        )
 
     def uses_weight_decay(self, variable):
         """Whether ``variable`` receives weight decay (False for activation parameters and excluded variables)."""
@@ -137,7 +166,9 @@ class FilteredSGD(keras.optimizers.Optimizer):
 
         context = tf.distribute.get_replica_context()
         if context is None or context.num_replicas_in_sync == 1:
-            return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+            return [
+                tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads
+            ]
         present = [i for i, g in enumerate(grads) if g is not None]
         dense = [tf.convert_to_tensor(grads[i]) for i in present]
         reduced = context.all_reduce(tf.distribute.ReduceOp.SUM, dense)
@@ -191,16 +222,24 @@ class FilteredSGD(keras.optimizers.Optimizer):
         self.accepted_norm_sum.assign(0.0)
         self.accepted_updates.assign(0.0)
         self.skipped_updates.assign(0.0)
-        return dict(skipped_updates=int(skipped), accepted_updates=int(accepted), mean_grad_norm=mean_norm,
-                    filter_threshold=float(ops.convert_to_numpy(self.filter_threshold)),
-                    skipped_updates_total=int(float(ops.convert_to_numpy(self.skipped_updates_total))))
+        return dict(
+            skipped_updates=int(skipped),
+            accepted_updates=int(accepted),
+            mean_grad_norm=mean_norm,
+            filter_threshold=float(ops.convert_to_numpy(self.filter_threshold)),
+            skipped_updates_total=int(float(ops.convert_to_numpy(self.skipped_updates_total))),
+        )
 
     def get_config(self):
         config = super().get_config()
         config.update(
-            momentum=keras.saving.serialize_keras_object(self.momentum) if callable(self.momentum) else self.momentum,
-            nesterov=self.nesterov, weight_decay=self.l2_weight_decay,
-            decay_activation_parameters=self.decay_activation_parameters, gradient_filter=self.gradient_filter,
+            momentum=keras.saving.serialize_keras_object(self.momentum)
+            if callable(self.momentum)
+            else self.momentum,
+            nesterov=self.nesterov,
+            weight_decay=self.l2_weight_decay,
+            decay_activation_parameters=self.decay_activation_parameters,
+            gradient_filter=self.gradient_filter,
         )
         return config
 
@@ -209,10 +248,13 @@ class FilteredSGD(keras.optimizers.Optimizer):
         config = dict(config)
         momentum = config.get("momentum")
         if isinstance(momentum, dict):
-            config["momentum"] = keras.saving.deserialize_keras_object(momentum, custom_objects=custom_objects)
+            config["momentum"] = keras.saving.deserialize_keras_object(
+                momentum, custom_objects=custom_objects
+            )
         if isinstance(config.get("learning_rate"), dict):
-            config["learning_rate"] = keras.optimizers.schedules.deserialize(config["learning_rate"],
-                                                                            custom_objects=custom_objects)
+            config["learning_rate"] = keras.optimizers.schedules.deserialize(
+                config["learning_rate"], custom_objects=custom_objects
+            )
         return cls(**config)
 
 
@@ -231,12 +273,29 @@ class CyclicAdamW(keras.optimizers.AdamW):
         Everything else as :class:`keras.optimizers.AdamW` (``weight_decay`` is decoupled, as in torch).
     """
 
-    def __init__(self, learning_rate=0.001, weight_decay=0.0, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 name="cyclic_adamw", **kwargs):
+    def __init__(
+        self,
+        learning_rate=0.001,
+        weight_decay=0.0,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        name="cyclic_adamw",
+        **kwargs,
+    ):
         if not callable(beta_1) and not (isinstance(beta_1, (int, float)) and 0 <= beta_1 < 1):
-            raise ValueError(f"beta_1={beta_1!r} must be a number in [0, 1) or a schedule (callable of the step).")
-        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, beta_1=0.9, beta_2=beta_2,
-                         epsilon=epsilon, name=name, **kwargs)
+            raise ValueError(
+                f"beta_1={beta_1!r} must be a number in [0, 1) or a schedule (callable of the step)."
+            )
+        super().__init__(
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            beta_1=0.9,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            name=name,
+            **kwargs,
+        )
         self.beta_1 = beta_1
 
     def current_beta_1(self):
@@ -262,7 +321,11 @@ class CyclicAdamW(keras.optimizers.AdamW):
 
     def get_config(self):
         config = super().get_config()
-        config["beta_1"] = keras.saving.serialize_keras_object(self.beta_1) if callable(self.beta_1) else self.beta_1
+        config["beta_1"] = (
+            keras.saving.serialize_keras_object(self.beta_1)
+            if callable(self.beta_1)
+            else self.beta_1
+        )
         return config
 
     @classmethod
@@ -270,5 +333,7 @@ class CyclicAdamW(keras.optimizers.AdamW):
         config = dict(config)
         for key in ("beta_1", "learning_rate"):
             if isinstance(config.get(key), dict):
-                config[key] = keras.saving.deserialize_keras_object(config[key], custom_objects=custom_objects)
+                config[key] = keras.saving.deserialize_keras_object(
+                    config[key], custom_objects=custom_objects
+                )
         return cls(**config)

@@ -41,8 +41,17 @@ import dataclasses
 
 from keras_mimo.checks import positive_int, positive_number
 
-PAPER_OPTIMIZER = dict(lr=0.2, weight_decay=1e-5, pct_start=0.3, div_factor=25.0, final_div_factor=1e4,
-                       base_momentum=0.85, max_momentum=0.95, gradient_filter=10.0, clipnorm=1e3)
+PAPER_OPTIMIZER = dict(
+    lr=0.2,
+    weight_decay=1e-5,
+    pct_start=0.3,
+    div_factor=25.0,
+    final_div_factor=1e4,
+    base_momentum=0.85,
+    max_momentum=0.95,
+    gradient_filter=10.0,
+    clipnorm=1e3,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,14 +88,29 @@ class TrainingRecipe:
         positive_int("epochs", self.epochs)
         positive_int("batch_size", self.batch_size, hint=" (superpositions per batch)")
         positive_number("lr", self.lr)
-        if isinstance(self.mixup_alpha, bool) or not isinstance(self.mixup_alpha, (int, float)) or not self.mixup_alpha >= 0:
-            raise ValueError(f"mixup_alpha={self.mixup_alpha!r} must be a number >= 0 (0 turns mixup off).")
-        if self.dynamic_p is not None and not (isinstance(self.dynamic_p, (int, float)) and 0.0 <= self.dynamic_p <= 1.0):
-            raise ValueError(f"dynamic_p={self.dynamic_p!r} must be a probability in [0, 1] (or None: fixed N).")
+        if (
+            isinstance(self.mixup_alpha, bool)
+            or not isinstance(self.mixup_alpha, (int, float))
+            or not self.mixup_alpha >= 0
+        ):
+            raise ValueError(
+                f"mixup_alpha={self.mixup_alpha!r} must be a number >= 0 (0 turns mixup off)."
+            )
+        if self.dynamic_p is not None and not (
+            isinstance(self.dynamic_p, (int, float)) and 0.0 <= self.dynamic_p <= 1.0
+        ):
+            raise ValueError(
+                f"dynamic_p={self.dynamic_p!r} must be a probability in [0, 1] (or None: fixed N)."
+            )
         positive_int("dynamic_low", self.dynamic_low)
-        if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.eval_superpositions or ()):
-            raise ValueError(f"eval_superpositions={self.eval_superpositions!r} must hold positive integers "
-                             "(the N to validate at).")
+        if any(
+            isinstance(n, bool) or not isinstance(n, int) or n < 1
+            for n in self.eval_superpositions or ()
+        ):
+            raise ValueError(
+                f"eval_superpositions={self.eval_superpositions!r} must hold positive integers "
+                "(the N to validate at)."
+            )
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -108,8 +132,12 @@ def quick(recipe):
     overrides = dict(recipe.model_overrides)
     overrides.update(QUICK_MODEL)
     return recipe.replace(
-        name=recipe.name + "-quick", model_overrides=overrides, epochs=2, batch_size=4,
-        train_split=_head(recipe.train_split, 64), eval_split=_head(recipe.eval_split, 32),
+        name=recipe.name + "-quick",
+        model_overrides=overrides,
+        epochs=2,
+        batch_size=4,
+        train_split=_head(recipe.train_split, 64),
+        eval_split=_head(recipe.eval_split, 32),
     )
 
 
@@ -121,21 +149,35 @@ def _cifar_like(dataset, num_classes, title):
     recipes = {}
     extra = {} if num_classes == 10 else {"num_classes": num_classes}
     recipes[f"{dataset}-wrn-28-10"] = TrainingRecipe(
-        name=f"{dataset}-wrn-28-10", dataset=dataset, model="wrn-28-10", model_overrides=dict(extra), epochs=200,
+        name=f"{dataset}-wrn-28-10",
+        dataset=dataset,
+        model="wrn-28-10",
+        model_overrides=dict(extra),
+        epochs=200,
         description=f"{title}: WideResNet-28-10 baseline (200 epochs).",
     )
     for n in (1, 2, 4):
         recipes[f"{dataset}-mimoconv-28-10-n{n}"] = TrainingRecipe(
-            name=f"{dataset}-mimoconv-28-10-n{n}", dataset=dataset, model=f"mimoconv-28-10-n{n}",
-            model_overrides=dict(extra), epochs=1200, eval_superpositions=(n,),
+            name=f"{dataset}-mimoconv-28-10-n{n}",
+            dataset=dataset,
+            model=f"mimoconv-28-10-n{n}",
+            model_overrides=dict(extra),
+            epochs=1200,
+            eval_superpositions=(n,),
             description=f"{title}: MIMOConv-28-10 at N = {n} (1200 epochs of {n} passes).",
         )
     if dataset != "svhn":
         recipes[f"{dataset}-mimoconv-28-10-dynamic"] = TrainingRecipe(
-            name=f"{dataset}-mimoconv-28-10-dynamic", dataset=dataset, model="mimoconv-28-10-dynamic",
-            model_overrides=dict(extra), epochs=1200, dynamic_p=0.8, dynamic_low=1, eval_superpositions=(4, 2, 1),
+            name=f"{dataset}-mimoconv-28-10-dynamic",
+            dataset=dataset,
+            model="mimoconv-28-10-dynamic",
+            model_overrides=dict(extra),
+            epochs=1200,
+            dynamic_p=0.8,
+            dynamic_low=1,
+            eval_superpositions=(4, 2, 1),
             description=f"{title}: dynamic MIMOConv-28-10, capacity 4, batches at N = 4 w.p. 0.8 else N = 1; "
-                        "validated at N = 4, 2, 1.",
+            "validated at N = 4, 2, 1.",
         )
     return recipes
 
@@ -144,18 +186,31 @@ def _mnist_like(dataset, title):
     recipes = {}
     for n in (1, 2, 4):
         recipes[f"{dataset}-mimonet-10-n{n}"] = TrainingRecipe(
-            name=f"{dataset}-mimonet-10-n{n}", dataset=dataset, model="mimonet-10-mnist",
-            model_overrides=dict(capacity=n), epochs=200, eval_superpositions=(n,),
+            name=f"{dataset}-mimonet-10-n{n}",
+            dataset=dataset,
+            model="mimonet-10-mnist",
+            model_overrides=dict(capacity=n),
+            epochs=200,
+            eval_superpositions=(n,),
             description=f"{title}: MIMONet-10 (one block per stage, width 2, 20x20 centre crops) at N = {n}.",
         )
     recipes[f"{dataset}-mimonet-10-dynamic"] = TrainingRecipe(
-        name=f"{dataset}-mimonet-10-dynamic", dataset=dataset, model="mimonet-10-mnist",
-        model_overrides=dict(capacity=4), epochs=200, dynamic_p=0.8, dynamic_low=1, eval_superpositions=(4, 2, 1),
+        name=f"{dataset}-mimonet-10-dynamic",
+        dataset=dataset,
+        model="mimonet-10-mnist",
+        model_overrides=dict(capacity=4),
+        epochs=200,
+        dynamic_p=0.8,
+        dynamic_low=1,
+        eval_superpositions=(4, 2, 1),
         description=f"{title}: dynamic MIMONet-10, capacity 4, 80% of batches at N = 4, 20% at N = 1.",
     )
     recipes[f"{dataset}-wrn-10"] = TrainingRecipe(
-        name=f"{dataset}-wrn-10", dataset=dataset, model="wrn-28-10",
-        model_overrides=dict(depth=10, width=2, input_shape=(20, 20, 1)), epochs=200,
+        name=f"{dataset}-wrn-10",
+        dataset=dataset,
+        model="wrn-28-10",
+        model_overrides=dict(depth=10, width=2, input_shape=(20, 20, 1)),
+        epochs=200,
         description=f"{title}: WideResNet-10-2 baseline (ReLU, 16-channel stem) on 20x20 centre crops.",
     )
     return recipes

@@ -22,7 +22,9 @@ from keras import ops
 
 def _check_schedule_arguments(total_steps, pct_start):
     if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 2:
-        raise ValueError(f"total_steps={total_steps!r} must be an integer >= 2 (epochs * steps per epoch).")
+        raise ValueError(
+            f"total_steps={total_steps!r} must be an integer >= 2 (epochs * steps per epoch)."
+        )
     if not 0.0 < float(pct_start) < 1.0:
         raise ValueError(f"pct_start={pct_start!r} must lie strictly between 0 and 1.")
 
@@ -36,9 +38,11 @@ def one_cycle_value(step, total_steps, start, peak, end, pct_start=0.3, anneal_s
     pct_one = ops.clip(step / max(phase_one_end, 1e-12), 0.0, 1.0)
     pct_two = ops.clip((step - phase_one_end) / (phase_two_end - phase_one_end), 0.0, 1.0)
     if anneal_strategy == "cos":
+
         def anneal(a, b, pct):
             return b + (a - b) / 2.0 * (ops.cos(math.pi * pct) + 1.0)
     elif anneal_strategy == "linear":
+
         def anneal(a, b, pct):
             return (b - a) * pct + a
     else:
@@ -59,7 +63,15 @@ class OneCycleLR(keras.optimizers.schedules.LearningRateSchedule):
         anneal_strategy: "cos" (the paper) or "linear".
     """
 
-    def __init__(self, max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4, anneal_strategy="cos"):
+    def __init__(
+        self,
+        max_lr,
+        total_steps,
+        pct_start=0.3,
+        div_factor=25.0,
+        final_div_factor=1e4,
+        anneal_strategy="cos",
+    ):
         _check_schedule_arguments(total_steps, pct_start)
         if not max_lr > 0:
             raise ValueError(f"max_lr={max_lr!r} must be positive.")
@@ -69,7 +81,9 @@ class OneCycleLR(keras.optimizers.schedules.LearningRateSchedule):
         self.div_factor = float(div_factor)
         self.final_div_factor = float(final_div_factor)
         self.anneal_strategy = anneal_strategy
-        one_cycle_value(0, self.total_steps, 1.0, 1.0, 1.0, self.pct_start, anneal_strategy)  # validates the strategy
+        one_cycle_value(
+            0, self.total_steps, 1.0, 1.0, 1.0, self.pct_start, anneal_strategy
+        )  # validates the strategy
 
     @property
     def initial_lr(self):
@@ -80,13 +94,25 @@ class OneCycleLR(keras.optimizers.schedules.LearningRateSchedule):
         return self.initial_lr / self.final_div_factor
 
     def __call__(self, step):
-        return one_cycle_value(step, self.total_steps, self.initial_lr, self.max_lr, self.min_lr, self.pct_start,
-                               self.anneal_strategy)
+        return one_cycle_value(
+            step,
+            self.total_steps,
+            self.initial_lr,
+            self.max_lr,
+            self.min_lr,
+            self.pct_start,
+            self.anneal_strategy,
+        )
 
     def get_config(self):
-        return dict(max_lr=self.max_lr, total_steps=self.total_steps, pct_start=self.pct_start,
-                    div_factor=self.div_factor, final_div_factor=self.final_div_factor,
-                    anneal_strategy=self.anneal_strategy)
+        return dict(
+            max_lr=self.max_lr,
+            total_steps=self.total_steps,
+            pct_start=self.pct_start,
+            div_factor=self.div_factor,
+            final_div_factor=self.final_div_factor,
+            anneal_strategy=self.anneal_strategy,
+        )
 
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
@@ -97,10 +123,19 @@ class OneCycleMomentum(keras.optimizers.schedules.LearningRateSchedule):
     ``optimizer.iterations`` inside the update, so it works in compiled steps on every backend.
     """
 
-    def __init__(self, total_steps, pct_start=0.3, base_momentum=0.85, max_momentum=0.95, anneal_strategy="cos"):
+    def __init__(
+        self,
+        total_steps,
+        pct_start=0.3,
+        base_momentum=0.85,
+        max_momentum=0.95,
+        anneal_strategy="cos",
+    ):
         _check_schedule_arguments(total_steps, pct_start)
         if not 0 <= base_momentum <= max_momentum < 1:
-            raise ValueError(f"need 0 <= base_momentum ({base_momentum}) <= max_momentum ({max_momentum}) < 1.")
+            raise ValueError(
+                f"need 0 <= base_momentum ({base_momentum}) <= max_momentum ({max_momentum}) < 1."
+            )
         self.total_steps = int(total_steps)
         self.pct_start = float(pct_start)
         self.base_momentum = float(base_momentum)
@@ -109,16 +144,36 @@ class OneCycleMomentum(keras.optimizers.schedules.LearningRateSchedule):
         one_cycle_value(0, self.total_steps, 1.0, 1.0, 1.0, self.pct_start, anneal_strategy)
 
     def __call__(self, step):
-        return one_cycle_value(step, self.total_steps, self.max_momentum, self.base_momentum, self.max_momentum,
-                               self.pct_start, self.anneal_strategy)
+        return one_cycle_value(
+            step,
+            self.total_steps,
+            self.max_momentum,
+            self.base_momentum,
+            self.max_momentum,
+            self.pct_start,
+            self.anneal_strategy,
+        )
 
     def get_config(self):
-        return dict(total_steps=self.total_steps, pct_start=self.pct_start, base_momentum=self.base_momentum,
-                    max_momentum=self.max_momentum, anneal_strategy=self.anneal_strategy)
+        return dict(
+            total_steps=self.total_steps,
+            pct_start=self.pct_start,
+            base_momentum=self.base_momentum,
+            max_momentum=self.max_momentum,
+            anneal_strategy=self.anneal_strategy,
+        )
 
 
-def one_cycle(max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4, base_momentum=0.85,
-              max_momentum=0.95, anneal_strategy="cos"):
+def one_cycle(
+    max_lr,
+    total_steps,
+    pct_start=0.3,
+    div_factor=25.0,
+    final_div_factor=1e4,
+    base_momentum=0.85,
+    max_momentum=0.95,
+    anneal_strategy="cos",
+):
     """The paper's pair: ``(OneCycleLR(...), OneCycleMomentum(...))`` in step with each other."""
     return (
         OneCycleLR(max_lr, total_steps, pct_start, div_factor, final_div_factor, anneal_strategy),

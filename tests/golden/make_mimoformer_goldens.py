@@ -36,6 +36,7 @@ How to rerun
     imported; nothing from it is copied here. Every random quantity is seeded; torch runs
     single-threaded.
 """
+
 import argparse
 import io
 import json
@@ -51,11 +52,34 @@ HEADS, LENGTH, HEAD_DIM, RP_DIM, EMBEDDING_DIM = 2, 16, 8, 16, 12
 
 CASES = [
     dict(case="performer", module="PerformerAttention", capacity=[1, 1], grids=[[1, 1]], batch=4),
-    dict(case="mimoformer_2x2", module="MimoformerAttention", capacity=[2, 2],
-         grids=[[2, 2], [2, 1], [1, 2], [1, 1]], batch=8),
-    dict(case="mimoformer_4x2", module="MimoformerAttention", capacity=[4, 2], grids=[[4, 2], [2, 1]], batch=16),
-    dict(case="blockformer_2x2", module="BlockformerAttention", capacity=[2, 2], grids=[[2, 2]], batch=8),
-    dict(case="blockformer_3x2", module="BlockformerAttention", capacity=[3, 2], grids=[[3, 2]], batch=12),
+    dict(
+        case="mimoformer_2x2",
+        module="MimoformerAttention",
+        capacity=[2, 2],
+        grids=[[2, 2], [2, 1], [1, 2], [1, 1]],
+        batch=8,
+    ),
+    dict(
+        case="mimoformer_4x2",
+        module="MimoformerAttention",
+        capacity=[4, 2],
+        grids=[[4, 2], [2, 1]],
+        batch=16,
+    ),
+    dict(
+        case="blockformer_2x2",
+        module="BlockformerAttention",
+        capacity=[2, 2],
+        grids=[[2, 2]],
+        batch=8,
+    ),
+    dict(
+        case="blockformer_3x2",
+        module="BlockformerAttention",
+        capacity=[3, 2],
+        grids=[[3, 2]],
+        batch=12,
+    ),
 ]
 
 
@@ -64,36 +88,58 @@ MODEL_CASES = [
     dict(case="model_att_2x2", attn_type="mimoformer", capacity=[2, 2], batch=8),
     dict(case="model_attmlp_2x2", attn_type="blockformer", capacity=[2, 2], batch=8),
 ]
-MODEL = dict(vocab_size=12, max_seq_len=16, embedding_dim=EMBEDDING_DIM, transformer_hidden_dim=24, head_dim=HEAD_DIM,
-             num_head=HEADS, num_layers=2, num_classes=3)
+MODEL = dict(
+    vocab_size=12,
+    max_seq_len=16,
+    embedding_dim=EMBEDDING_DIM,
+    transformer_hidden_dim=24,
+    head_dim=HEAD_DIM,
+    num_head=HEADS,
+    num_layers=2,
+    num_classes=3,
+)
 
 
 def load_reference(path):
     """Import the reference attention modules from ``<path>`` (MIMOFormer/code)."""
     code = Path(path).resolve()
     if not (code / "attention_mimoformer.py").is_file():
-        sys.exit(f"no attention_mimoformer.py under {path} (pass --reference <checkout>/MIMOFormer/code)")
+        sys.exit(
+            f"no attention_mimoformer.py under {path} (pass --reference <checkout>/MIMOFormer/code)"
+        )
     sys.path.insert(0, str(code))
     try:
         import attention_blockformer  # noqa: E402  (reference code)
         import attention_mimoformer  # noqa: E402
         import attention_performer  # noqa: E402
     except ImportError as error:
-        sys.exit(f"{error}: the reference needs the PyPI package performer-pytorch "
-                 "(pip install performer-pytorch torch==2.13.0)")
+        sys.exit(
+            f"{error}: the reference needs the PyPI package performer-pytorch "
+            "(pip install performer-pytorch torch==2.13.0)"
+        )
     import model as reference_model  # noqa: E402
     import model_wrapper  # noqa: E402
 
-    return {"Model": reference_model.Model, "SCHead": model_wrapper.SCHead,
-            "PerformerAttention": attention_performer.PerformerAttention,
-            "MimoformerAttention": attention_mimoformer.MimoformerAttention,
-            "BlockformerAttention": attention_blockformer.BlockformerAttention}
+    return {
+        "Model": reference_model.Model,
+        "SCHead": model_wrapper.SCHead,
+        "PerformerAttention": attention_performer.PerformerAttention,
+        "MimoformerAttention": attention_mimoformer.MimoformerAttention,
+        "BlockformerAttention": attention_blockformer.BlockformerAttention,
+    }
 
 
 def reference_config(spec):
     """The config dict the reference constructors read."""
-    return {"head_dim": HEAD_DIM, "rp_dim": RP_DIM, "kernel_type": "relu", "mimo_M": spec["capacity"][0],
-            "mimo_N": spec["capacity"][1], "embedding_dim": EMBEDDING_DIM, "attention_dropout": 0.0}
+    return {
+        "head_dim": HEAD_DIM,
+        "rp_dim": RP_DIM,
+        "kernel_type": "relu",
+        "mimo_M": spec["capacity"][0],
+        "mimo_N": spec["capacity"][1],
+        "embedding_dim": EMBEDDING_DIM,
+        "attention_dropout": 0.0,
+    }
 
 
 def make_case(index, spec, modules, torch):
@@ -102,15 +148,25 @@ def make_case(index, spec, modules, torch):
     rng = np.random.default_rng(seed)
     module = modules[spec["module"]](reference_config(spec)).eval()
     batch = spec["batch"]
-    qkv = [rng.standard_normal((batch, HEADS, LENGTH, HEAD_DIM)).astype(np.float32) for _ in range(3)]
+    qkv = [
+        rng.standard_normal((batch, HEADS, LENGTH, HEAD_DIM)).astype(np.float32) for _ in range(3)
+    ]
     lengths = rng.integers(3, LENGTH + 1, size=batch)
     lengths[rng.integers(batch)] = LENGTH
     mask = (np.arange(LENGTH)[None, :] < lengths[:, None]).astype(np.float32)
     from importlib.metadata import version
 
-    config = dict(spec, heads=HEADS, length=LENGTH, head_dim=HEAD_DIM, rp_dim=RP_DIM, embedding_dim=EMBEDDING_DIM,
-                  seed=seed, torch_version=torch.__version__,
-                  performer_pytorch_version=version("performer-pytorch"))
+    config = dict(
+        spec,
+        heads=HEADS,
+        length=LENGTH,
+        head_dim=HEAD_DIM,
+        rp_dim=RP_DIM,
+        embedding_dim=EMBEDDING_DIM,
+        seed=seed,
+        torch_version=torch.__version__,
+        performer_pytorch_version=version("performer-pytorch"),
+    )
     arrays = {"config": np.array(json.dumps(config, sort_keys=True))}
     arrays.update(query=qkv[0], key=qkv[1], value=qkv[2], mask=mask)
     tensors = [torch.from_numpy(a.copy()) for a in qkv + [mask]]
@@ -129,7 +185,9 @@ def make_case(index, spec, modules, torch):
             module.set_mimo_MN(m_cap, n_cap)
             return arrays
         arrays["output_%dx%d" % (m_cap, n_cap)] = module(*tensors).numpy()
-        arrays["stream_keys"] = module.bindings_embedding.numpy().reshape(m_cap, n_cap, EMBEDDING_DIM)
+        arrays["stream_keys"] = module.bindings_embedding.numpy().reshape(
+            m_cap, n_cap, EMBEDDING_DIM
+        )
         stream = rng.standard_normal((batch, LENGTH, EMBEDDING_DIM)).astype(np.float32)
         bundles = rng.standard_normal((batch // m_cap, LENGTH, EMBEDDING_DIM)).astype(np.float32)
         arrays["stream"] = stream
@@ -144,9 +202,20 @@ def make_model_case(index, spec, modules, torch):
     torch.manual_seed(seed)  # default initialisation, projections and bindings
     rng = np.random.default_rng(seed)
     m_cap, n_cap = spec["capacity"]
-    config = dict(MODEL, learn_pos_emb=True, tied_weights=False, dropout_prob=0.1, attention_dropout=0.1,
-                  pooling_mode="MEAN", attention_grad_checkpointing=False, attn_type=spec["attn_type"],
-                  rp_dim=RP_DIM, kernel_type="relu", mimo_M=m_cap, mimo_N=n_cap)
+    config = dict(
+        MODEL,
+        learn_pos_emb=True,
+        tied_weights=False,
+        dropout_prob=0.1,
+        attention_dropout=0.1,
+        pooling_mode="MEAN",
+        attention_grad_checkpointing=False,
+        attn_type=spec["attn_type"],
+        rp_dim=RP_DIM,
+        kernel_type="relu",
+        mimo_M=m_cap,
+        mimo_N=n_cap,
+    )
     encoder = modules["Model"](config).eval()
     head = modules["SCHead"](config).eval()
     batch, length = spec["batch"], MODEL["max_seq_len"]
@@ -155,16 +224,29 @@ def make_model_case(index, spec, modules, torch):
     lengths[rng.integers(batch)] = length
     ids[np.arange(length)[None, :] >= lengths[:, None]] = 0
     mask = (ids != 0).astype(np.float32)
-    arrays = {"config": np.array(json.dumps(dict(spec, model=config, seed=seed, torch_version=torch.__version__),
-                                            sort_keys=True))}
+    arrays = {
+        "config": np.array(
+            json.dumps(
+                dict(spec, model=config, seed=seed, torch_version=torch.__version__), sort_keys=True
+            )
+        )
+    }
     with torch.no_grad():
         for module in (encoder, head):
             for name, tensor in module.named_parameters():
                 if name.startswith("embeddings."):
-                    tensor.copy_(torch.from_numpy(rng.standard_normal(tuple(tensor.shape)).astype(np.float32)))
+                    tensor.copy_(
+                        torch.from_numpy(
+                            rng.standard_normal(tuple(tensor.shape)).astype(np.float32)
+                        )
+                    )
                 elif "norm" in name:
                     low, high = (0.5, 1.5) if name.endswith("weight") else (-0.3, 0.3)
-                    tensor.copy_(torch.from_numpy(rng.uniform(low, high, tuple(tensor.shape)).astype(np.float32)))
+                    tensor.copy_(
+                        torch.from_numpy(
+                            rng.uniform(low, high, tuple(tensor.shape)).astype(np.float32)
+                        )
+                    )
         for prefix, module in (("encoder/", encoder), ("head/", head)):
             for name, value in module.state_dict().items():
                 arrays["param/" + prefix + name] = value.numpy().astype(np.float32)
@@ -209,11 +291,17 @@ def same_arrays(path, arrays):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--reference", default="/tmp/ref/MIMOFormer/code",
-                        help="MIMOFormer/code folder of a checkout of IBM/multiple-input-multiple-output-nets")
+    parser.add_argument(
+        "--reference",
+        default="/tmp/ref/MIMOFormer/code",
+        help="MIMOFormer/code folder of a checkout of IBM/multiple-input-multiple-output-nets",
+    )
     parser.add_argument("--out", default=str(OUT_DIR), help="output folder")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; fail unless the files in --out hold the same arrays")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; fail unless the files in --out hold the same arrays",
+    )
     args = parser.parse_args()
 
     modules = load_reference(args.reference)
@@ -239,7 +327,9 @@ def main():
             os.replace(tmp, path)
             status = f"written, {len(data) / 1024:.1f} KiB"
         outputs = {k: v for k, v in arrays.items() if k.startswith(("output_", "logits_"))}
-        scales = " ".join(f"{k.split('_')[1]}: max|x| {np.abs(v).max():.3f}" for k, v in outputs.items())
+        scales = " ".join(
+            f"{k.split('_')[1]}: max|x| {np.abs(v).max():.3f}" for k, v in outputs.items()
+        )
         print(f"{spec['case']:<18} {scales}  [{status}]")
     if mismatched:
         sys.exit(f"not reproduced: {', '.join(mismatched)}")

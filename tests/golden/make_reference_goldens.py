@@ -30,6 +30,7 @@ How to rerun
     reproducible on one machine: everything is seeded, torch runs single-threaded and the zip
     members carry a fixed timestamp.
 """
+
 import argparse
 import io
 import json
@@ -47,27 +48,97 @@ OUT_DIR = Path(__file__).resolve().parents[1] / "data" / "reference"
 
 # Binding spelling is the reference's ("None" is a string). Layers are the 3-stage CIFAR form.
 CASES = [
-    dict(case="hrr_cap4_prelu", model_class="SuperWideISONet", block="AdjustedISOBlock",
-         binding="HRR", capacity=4, layers=[1, 1, 1], width=1, initial_width=2,
-         input_channels=3, image_size=16, num_classes=10),
-    dict(case="hrr_cap2_srelu_deep", model_class="SuperWideISONet", block="BasicISOBlock",
-         binding="HRR", capacity=2, layers=[2, 2, 2], width=2, initial_width=1,
-         input_channels=3, image_size=16, num_classes=10),
-    dict(case="mbat_cap4_prelu", model_class="SuperWideISONet", block="AdjustedISOBlock",
-         binding="MBAT", capacity=4, layers=[1, 1, 1], width=1, initial_width=1,
-         input_channels=3, image_size=16, num_classes=10),
-    dict(case="none_cap4_relu", model_class="SuperWideResnet", block="BasicBlock",
-         binding="None", capacity=4, layers=[1, 1, 1], width=1, initial_width=1,
-         input_channels=3, image_size=16, num_classes=10),
-    dict(case="wrn_cap1", model_class="SuperWideResnet", block="BasicBlock",
-         binding="None", capacity=1, layers=[2, 2, 2], width=2, initial_width=1,
-         input_channels=3, image_size=16, num_classes=7),
-    dict(case="hrr_cap4_mnist", model_class="SuperWideISONet", block="AdjustedISOBlock",
-         binding="HRR", capacity=4, layers=[1, 1, 1], width=1, initial_width=4,
-         input_channels=1, image_size=20, num_classes=10),
-    dict(case="hrr_cap2_isorelu", model_class="SuperWideISONet", block="BasicBlock",
-         binding="HRR", capacity=2, layers=[1, 1, 1], width=1, initial_width=1,
-         input_channels=3, image_size=16, num_classes=10),
+    dict(
+        case="hrr_cap4_prelu",
+        model_class="SuperWideISONet",
+        block="AdjustedISOBlock",
+        binding="HRR",
+        capacity=4,
+        layers=[1, 1, 1],
+        width=1,
+        initial_width=2,
+        input_channels=3,
+        image_size=16,
+        num_classes=10,
+    ),
+    dict(
+        case="hrr_cap2_srelu_deep",
+        model_class="SuperWideISONet",
+        block="BasicISOBlock",
+        binding="HRR",
+        capacity=2,
+        layers=[2, 2, 2],
+        width=2,
+        initial_width=1,
+        input_channels=3,
+        image_size=16,
+        num_classes=10,
+    ),
+    dict(
+        case="mbat_cap4_prelu",
+        model_class="SuperWideISONet",
+        block="AdjustedISOBlock",
+        binding="MBAT",
+        capacity=4,
+        layers=[1, 1, 1],
+        width=1,
+        initial_width=1,
+        input_channels=3,
+        image_size=16,
+        num_classes=10,
+    ),
+    dict(
+        case="none_cap4_relu",
+        model_class="SuperWideResnet",
+        block="BasicBlock",
+        binding="None",
+        capacity=4,
+        layers=[1, 1, 1],
+        width=1,
+        initial_width=1,
+        input_channels=3,
+        image_size=16,
+        num_classes=10,
+    ),
+    dict(
+        case="wrn_cap1",
+        model_class="SuperWideResnet",
+        block="BasicBlock",
+        binding="None",
+        capacity=1,
+        layers=[2, 2, 2],
+        width=2,
+        initial_width=1,
+        input_channels=3,
+        image_size=16,
+        num_classes=7,
+    ),
+    dict(
+        case="hrr_cap4_mnist",
+        model_class="SuperWideISONet",
+        block="AdjustedISOBlock",
+        binding="HRR",
+        capacity=4,
+        layers=[1, 1, 1],
+        width=1,
+        initial_width=4,
+        input_channels=1,
+        image_size=20,
+        num_classes=10,
+    ),
+    dict(
+        case="hrr_cap2_isorelu",
+        model_class="SuperWideISONet",
+        block="BasicBlock",
+        binding="HRR",
+        capacity=2,
+        layers=[1, 1, 1],
+        width=1,
+        initial_width=1,
+        input_channels=3,
+        image_size=16,
+        num_classes=10,
+    ),
 ]
 
 
@@ -129,7 +200,9 @@ def randomize(model, rng, torch, nn, srelu_cls):
         elif isinstance(m, srelu_cls):
             put(p + "srelu_bias", rng.uniform(-1.5, -0.5, tuple(m.srelu_bias.shape)))
     left = [k for k in model.state_dict() if k not in done]
-    unexpected = [k for k in left if not (k.endswith(".alpha") or k.endswith("num_batches_tracked"))]
+    unexpected = [
+        k for k in left if not (k.endswith(".alpha") or k.endswith("num_batches_tracked"))
+    ]
     assert not unexpected, f"not randomized: {unexpected}"
     return left
 
@@ -137,14 +210,27 @@ def randomize(model, rng, torch, nn, srelu_cls):
 def build(spec, ref):
     """Build the reference model for one case (constructor defaults otherwise)."""
     resnet_mod, iso_mod = ref
-    blocks = {"BasicBlock": resnet_mod.BasicBlock, "AdjustedISOBlock": iso_mod.AdjustedISOBlock,
-              "BasicISOBlock": iso_mod.BasicISOBlock}
-    cls = {"SuperWideResnet": resnet_mod.SuperWideResnet,
-           "SuperWideISONet": iso_mod.SuperWideISONet}[spec["model_class"]]
-    return cls(num_img_sup_cap=spec["capacity"], binding_type=spec["binding"], width=spec["width"],
-               layers=list(spec["layers"]), initial_width=spec["initial_width"],
-               num_classes=spec["num_classes"], block=blocks[spec["block"]], relu_parameter=None,
-               skip_init=False, input_channels=spec["input_channels"])
+    blocks = {
+        "BasicBlock": resnet_mod.BasicBlock,
+        "AdjustedISOBlock": iso_mod.AdjustedISOBlock,
+        "BasicISOBlock": iso_mod.BasicISOBlock,
+    }
+    cls = {
+        "SuperWideResnet": resnet_mod.SuperWideResnet,
+        "SuperWideISONet": iso_mod.SuperWideISONet,
+    }[spec["model_class"]]
+    return cls(
+        num_img_sup_cap=spec["capacity"],
+        binding_type=spec["binding"],
+        width=spec["width"],
+        layers=list(spec["layers"]),
+        initial_width=spec["initial_width"],
+        num_classes=spec["num_classes"],
+        block=blocks[spec["block"]],
+        relu_parameter=None,
+        skip_init=False,
+        input_channels=spec["input_channels"],
+    )
 
 
 def make_case(index, spec, ref, torch):
@@ -159,9 +245,14 @@ def make_case(index, spec, ref, torch):
         shape = (BATCH, spec["input_channels"], spec["image_size"], spec["image_size"])
         inputs = rng.standard_normal(shape).astype(np.float32)
 
-        config = dict(spec, relu_parameter=None, torch_version=torch.__version__,
-                      reference_commit=REFERENCE_COMMIT, seed=seed,
-                      kaiming_weight_significant_bits=KAIMING_SIGNIFICANT_BITS)
+        config = dict(
+            spec,
+            relu_parameter=None,
+            torch_version=torch.__version__,
+            reference_commit=REFERENCE_COMMIT,
+            seed=seed,
+            kaiming_weight_significant_bits=KAIMING_SIGNIFICANT_BITS,
+        )
         arrays = {"config": np.array(json.dumps(config, sort_keys=True))}
         for name, value in model.state_dict().items():
             dtype = np.int64 if name.endswith("num_batches_tracked") else np.float32
@@ -196,11 +287,17 @@ def npz_bytes(arrays):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--reference", default="/tmp/ref",
-                        help="checkout of IBM/multiple-input-multiple-output-nets")
+    parser.add_argument(
+        "--reference",
+        default="/tmp/ref",
+        help="checkout of IBM/multiple-input-multiple-output-nets",
+    )
     parser.add_argument("--out", default=str(OUT_DIR), help="output folder")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; fail unless the files in --out are reproduced exactly")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; fail unless the files in --out are reproduced exactly",
+    )
     args = parser.parse_args()
 
     ref = load_reference(args.reference)
@@ -228,10 +325,12 @@ def main():
         scale = max(float(np.abs(v).max()) for v in logits)
         std = float(np.mean([v.std() for v in logits]))
         n_params = sum(k.startswith("param/") for k in arrays)
-        print(f"{spec['case']:<22} {len(data) / 1024:7.1f} KiB  {n_params:3d} params  "
-              f"logits max|x| {scale:8.3f} "
-              f"std {std:7.3f}  bind_reg {float(arrays['binding_regularization']):.4f}  "
-              f"iso_reg {float(arrays['isometry_regularization']):.3f}  [{status}]")
+        print(
+            f"{spec['case']:<22} {len(data) / 1024:7.1f} KiB  {n_params:3d} params  "
+            f"logits max|x| {scale:8.3f} "
+            f"std {std:7.3f}  bind_reg {float(arrays['binding_regularization']):.4f}  "
+            f"iso_reg {float(arrays['isometry_regularization']):.3f}  [{status}]"
+        )
     if mismatched:
         sys.exit(f"not reproduced: {', '.join(mismatched)}")
 

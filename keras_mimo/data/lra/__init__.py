@@ -26,7 +26,12 @@ from keras_mimo.data.lra._common import (
     grid_size,
     normalize_split,
 )
-from keras_mimo.data.lra.image import IMAGE_NUM_CLASSES, IMAGE_VOCAB_SIZE, cifar10_grey_dataset, cifar10_grey_tokens
+from keras_mimo.data.lra.image import (
+    IMAGE_NUM_CLASSES,
+    IMAGE_VOCAB_SIZE,
+    cifar10_grey_dataset,
+    cifar10_grey_tokens,
+)
 from keras_mimo.data.lra.listops import (
     LISTOPS_NUM_CLASSES,
     LISTOPS_OPERATORS,
@@ -49,7 +54,11 @@ from keras_mimo.data.lra.pathfinder import (
     pathfinder_dataset,
     pathfinder_examples,
 )
-from keras_mimo.data.lra.retrieval import RETRIEVAL_NUM_CLASSES, RETRIEVAL_VOCAB_SIZE, retrieval_dataset
+from keras_mimo.data.lra.retrieval import (
+    RETRIEVAL_NUM_CLASSES,
+    RETRIEVAL_VOCAB_SIZE,
+    retrieval_dataset,
+)
 from keras_mimo.data.lra.text import TEXT_NUM_CLASSES, TEXT_VOCAB_SIZE, imdb_bytes_dataset
 
 LRA_TASKS = {
@@ -72,14 +81,39 @@ def lra_dataset(task, split="train", **kwargs):
 
 
 __all__ = [
-    "LRA_RELEASE_BUCKET", "LRA_RELEASE_URL", "LRA_TASKS", "LRADataNotFoundError", "grid_size", "normalize_split",
+    "LRA_RELEASE_BUCKET",
+    "LRA_RELEASE_URL",
+    "LRA_TASKS",
+    "LRADataNotFoundError",
+    "grid_size",
+    "normalize_split",
     "lra_dataset",
-    "LISTOPS_NUM_CLASSES", "LISTOPS_OPERATORS", "LISTOPS_VOCAB", "LISTOPS_VOCAB_SIZE", "evaluate_listops",
-    "generate_listops", "generate_listops_tree", "listops_dataset", "listops_tokenizer", "listops_tree_length",
-    "listops_tree_to_string", "listops_tree_value", "write_listops_splits",
-    "TEXT_NUM_CLASSES", "TEXT_VOCAB_SIZE", "imdb_bytes_dataset",
-    "RETRIEVAL_NUM_CLASSES", "RETRIEVAL_VOCAB_SIZE", "retrieval_dataset",
-    "IMAGE_NUM_CLASSES", "IMAGE_VOCAB_SIZE", "cifar10_grey_tokens", "cifar10_grey_dataset",
-    "PATHFINDER_DIFFICULTIES", "PATHFINDER_NUM_CLASSES", "PATHFINDER_VOCAB_SIZE", "pathfinder_dataset",
+    "LISTOPS_NUM_CLASSES",
+    "LISTOPS_OPERATORS",
+    "LISTOPS_VOCAB",
+    "LISTOPS_VOCAB_SIZE",
+    "evaluate_listops",
+    "generate_listops",
+    "generate_listops_tree",
+    "listops_dataset",
+    "listops_tokenizer",
+    "listops_tree_length",
+    "listops_tree_to_string",
+    "listops_tree_value",
+    "write_listops_splits",
+    "TEXT_NUM_CLASSES",
+    "TEXT_VOCAB_SIZE",
+    "imdb_bytes_dataset",
+    "RETRIEVAL_NUM_CLASSES",
+    "RETRIEVAL_VOCAB_SIZE",
+    "retrieval_dataset",
+    "IMAGE_NUM_CLASSES",
+    "IMAGE_VOCAB_SIZE",
+    "cifar10_grey_tokens",
+    "cifar10_grey_dataset",
+    "PATHFINDER_DIFFICULTIES",
+    "PATHFINDER_NUM_CLASSES",
+    "PATHFINDER_VOCAB_SIZE",
+    "pathfinder_dataset",
     "pathfinder_examples",
 ]

@@ -39,7 +39,9 @@ def normalize_split(split):
     try:
         return _SPLIT_ALIASES[str(split).lower()]
     except KeyError:
-        raise ValueError(f"split must be one of {SPLITS} (or val/valid/validation/eval), got {split!r}") from None
+        raise ValueError(
+            f"split must be one of {SPLITS} (or val/valid/validation/eval), got {split!r}"
+        ) from None
 
 
 def grid_size(grid):
@@ -94,7 +96,19 @@ def byte_tokens(text, max_length, byte_limit=None):
     return pad_or_truncate(tf.cast(raw, tf.int32) + 1, max_length)
 
 
-def finish(ds, transform, *, batch_size, grid, training, seed, shuffle, shuffle_buffer, drop_remainder, repeat):
+def finish(
+    ds,
+    transform,
+    *,
+    batch_size,
+    grid,
+    training,
+    seed,
+    shuffle,
+    shuffle_buffer,
+    drop_remainder,
+    repeat,
+):
     """Shuffle raw records, tokenise (``transform``: dataset -> dataset), batch B * M * N sequences, prefetch.
 
     ``shuffle`` defaults to ``training``; ``drop_remainder`` defaults to ``training`` (a training step then

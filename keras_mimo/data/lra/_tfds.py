@@ -22,8 +22,11 @@ def prepared_builder(name, data_dir, download, task):
         if download:
             builder.download_and_prepare()
         else:
-            where = "the default tensorflow-datasets folder (~/tensorflow_datasets or $TFDS_DATA_DIR)" \
-                if data_dir is None else f"data_dir={str(data_dir)!r}"
+            where = (
+                "the default tensorflow-datasets folder (~/tensorflow_datasets or $TFDS_DATA_DIR)"
+                if data_dir is None
+                else f"data_dir={str(data_dir)!r}"
+            )
             target = "<folder>" if data_dir is None else str(data_dir)
             raise _common.LRADataNotFoundError(
                 f"{task}: the tensorflow-datasets dataset '{name}' is not prepared in {where} "

@@ -25,8 +25,20 @@ def cifar10_grey_tokens(image, token_offset=0):
     return tf.reshape(tf.cast(grey, tf.int32), [-1]) + int(token_offset)
 
 
-def cifar10_grey_dataset(split="train", *, data_dir=None, download=False, batch_size=32, grid=1, token_offset=0, seed=0,
-                  shuffle=None, shuffle_buffer=256, drop_remainder=None, repeat=False):
+def cifar10_grey_dataset(
+    split="train",
+    *,
+    data_dir=None,
+    download=False,
+    batch_size=32,
+    grid=1,
+    token_offset=0,
+    seed=0,
+    shuffle=None,
+    shuffle_buffer=256,
+    drop_remainder=None,
+    repeat=False,
+):
     """CIFAR-10 as ``(tokens int32 [B * M * N, 1024], label int32 [B * M * N])`` batches.
 
     ``data_dir`` is a tensorflow-datasets folder in which ``cifar10`` is prepared (None: tfds' default
@@ -41,6 +53,15 @@ def cifar10_grey_dataset(split="train", *, data_dir=None, download=False, batch_
         tokens = tf.ensure_shape(cifar10_grey_tokens(example["image"], token_offset), [1024])
         return tokens, tf.cast(example["label"], tf.int32)
 
-    return _common.finish(raw, _common.mapper(encode), batch_size=batch_size, grid=grid, training=split == "train",
-                          seed=seed, shuffle=shuffle, shuffle_buffer=shuffle_buffer, drop_remainder=drop_remainder,
-                          repeat=repeat)
+    return _common.finish(
+        raw,
+        _common.mapper(encode),
+        batch_size=batch_size,
+        grid=grid,
+        training=split == "train",
+        seed=seed,
+        shuffle=shuffle,
+        shuffle_buffer=shuffle_buffer,
+        drop_remainder=drop_remainder,
+        repeat=repeat,
+    )

@@ -59,7 +59,11 @@ VALUE_PROBABILITY = 0.25  # LRA's VALUE_P: a node is an operator when random() <
 
 _VALUES = range(10)
 
-LISTOPS_VOCAB = ("<pad>",) + tuple(str(v) for v in range(10)) + (MIN, MAX, MED, SUM_MOD, FIRST, LAST, "X", "<unk>")
+LISTOPS_VOCAB = (
+    ("<pad>",)
+    + tuple(str(v) for v in range(10))
+    + (MIN, MAX, MED, SUM_MOD, FIRST, LAST, "X", "<unk>")
+)
 LISTOPS_UNK_ID = len(LISTOPS_VOCAB) - 1
 LISTOPS_VOCAB_SIZE = len(LISTOPS_VOCAB)
 LISTOPS_NUM_CLASSES = 10
@@ -175,14 +179,24 @@ def evaluate_listops(source):
 # ---------------------------------------------------------------------------------------------------
 # generation and files
 # ---------------------------------------------------------------------------------------------------
-def generate_listops(num_examples, *, min_length=500, max_length=2000, max_depth=10, max_args=10, seed=0,
-                     operators=LISTOPS_OPERATORS):
+def generate_listops(
+    num_examples,
+    *,
+    min_length=500,
+    max_length=2000,
+    max_depth=10,
+    max_args=10,
+    seed=0,
+    operators=LISTOPS_OPERATORS,
+):
     """``num_examples`` distinct (source text, label) pairs with ``min_length < length < max_length``.
 
     Deterministic for a given seed and arguments.
     """
     if max_length - min_length < 2:
-        raise ValueError(f"no length lies strictly between min_length={min_length} and max_length={max_length}")
+        raise ValueError(
+            f"no length lies strictly between min_length={min_length} and max_length={max_length}"
+        )
     if max_args < 2:
         raise ValueError("max_args must be at least 2")
     rng = random.Random(seed)
@@ -209,20 +223,41 @@ def write_listops_tsv(rows, path):
         writer.writerows(rows)
 
 
-def write_listops_splits(output_dir, *, num_train=96000, num_dev=2000, num_test=2000, min_length=500,
-                         max_length=2000, max_depth=10, max_args=10, seed=0, task="basic",
-                         operators=LISTOPS_OPERATORS):
+def write_listops_splits(
+    output_dir,
+    *,
+    num_train=96000,
+    num_dev=2000,
+    num_test=2000,
+    min_length=500,
+    max_length=2000,
+    max_depth=10,
+    max_args=10,
+    seed=0,
+    task="basic",
+    operators=LISTOPS_OPERATORS,
+):
     """Generate LRA ListOps and write ``{task}_train.tsv``, ``{task}_val.tsv``, ``{task}_test.tsv``.
 
     Defaults are LRA's (96k / 2k / 2k, lengths in (500, 2000), depth 10, 10 arguments). For CPU work use
     a smaller ``max_length`` (and ``min_length``) and load with the same ``max_length``.
     Returns ``{'train': path, 'dev': path, 'test': path}``.
     """
-    rows = generate_listops(num_train + num_dev + num_test, min_length=min_length, max_length=max_length,
-                            max_depth=max_depth, max_args=max_args, seed=seed, operators=operators)
+    rows = generate_listops(
+        num_train + num_dev + num_test,
+        min_length=min_length,
+        max_length=max_length,
+        max_depth=max_depth,
+        max_args=max_args,
+        seed=seed,
+        operators=operators,
+    )
     os.makedirs(output_dir, exist_ok=True)
-    parts = {"train": rows[:num_train], "dev": rows[num_train:num_train + num_dev],
-             "test": rows[num_train + num_dev:]}
+    parts = {
+        "train": rows[:num_train],
+        "dev": rows[num_train : num_train + num_dev],
+        "test": rows[num_train + num_dev :],
+    }
     paths = {}
     for split, part in parts.items():
         paths[split] = listops_split_path(output_dir, split, task)
@@ -232,8 +267,10 @@ def write_listops_splits(output_dir, *, num_train=96000, num_dev=2000, num_test=
 
 def main(argv=None):
     """Command line: write LRA ListOps splits into a folder."""
-    p = argparse.ArgumentParser(prog="python -m keras_mimo.data.listops_generator",
-                                description="Generate the Long Range Arena ListOps task as TSV files.")
+    p = argparse.ArgumentParser(
+        prog="python -m keras_mimo.data.listops_generator",
+        description="Generate the Long Range Arena ListOps task as TSV files.",
+    )
     p.add_argument("--output_dir", required=True)
     p.add_argument("--num_train", type=int, default=96000)
     p.add_argument("--num_dev", "--num_valid", dest="num_dev", type=int, default=2000)
@@ -245,9 +282,18 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--task", default="basic")
     a = p.parse_args(argv)
-    paths = write_listops_splits(a.output_dir, num_train=a.num_train, num_dev=a.num_dev, num_test=a.num_test,
-                                 min_length=a.min_length, max_length=a.max_length, max_depth=a.max_depth,
-                                 max_args=a.max_args, seed=a.seed, task=a.task)
+    paths = write_listops_splits(
+        a.output_dir,
+        num_train=a.num_train,
+        num_dev=a.num_dev,
+        num_test=a.num_test,
+        min_length=a.min_length,
+        max_length=a.max_length,
+        max_depth=a.max_depth,
+        max_args=a.max_args,
+        seed=a.seed,
+        task=a.task,
+    )
     for split, path in paths.items():
         print(f"{split}: {path}")
     return 0
@@ -271,7 +317,9 @@ def _resolve_dir(data_dir, task):
         raise _common.LRADataNotFoundError(_missing_message(f"{task}_train.tsv", "<folder>", task))
     data_dir = os.fspath(data_dir)
     if not os.path.exists(os.path.join(data_dir, f"{task}_train.tsv")):
-        inner = _common.find_in(data_dir, ["listops-1000", os.path.join("lra_release", "listops-1000")])
+        inner = _common.find_in(
+            data_dir, ["listops-1000", os.path.join("lra_release", "listops-1000")]
+        )
         if inner is not None and os.path.exists(os.path.join(inner, f"{task}_train.tsv")):
             return inner
     return data_dir
@@ -282,7 +330,9 @@ def listops_tokenizer():
     tf = _common._tf()
     keys = tf.constant(list(LISTOPS_VOCAB[1:-1]))
     ids = tf.constant(list(range(1, LISTOPS_UNK_ID)), dtype=tf.int32)
-    table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, ids), default_value=LISTOPS_UNK_ID)
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(keys, ids), default_value=LISTOPS_UNK_ID
+    )
 
     def tokenize(source):
         s = tf.strings.regex_replace(source, r"\]", "X")
@@ -292,8 +342,21 @@ def listops_tokenizer():
     return tokenize
 
 
-def listops_dataset(data_dir, split="train", *, batch_size=32, grid=1, max_length=2000, overflow="truncate",
-                    task="basic", seed=0, shuffle=None, shuffle_buffer=1024, drop_remainder=None, repeat=False):
+def listops_dataset(
+    data_dir,
+    split="train",
+    *,
+    batch_size=32,
+    grid=1,
+    max_length=2000,
+    overflow="truncate",
+    task="basic",
+    seed=0,
+    shuffle=None,
+    shuffle_buffer=1024,
+    drop_remainder=None,
+    repeat=False,
+):
     """ListOps as ``(tokens int32 [B * M * N, max_length], label int32 [B * M * N])`` batches.
 
     ``data_dir`` holds ``{task}_train.tsv`` / ``_val.tsv`` / ``_test.tsv`` (written by
@@ -317,11 +380,14 @@ def listops_dataset(data_dir, split="train", *, batch_size=32, grid=1, max_lengt
     with open(path, newline="") as f:
         header = f.readline().rstrip("\r\n").split("\t")
     if "Source" not in header or "Target" not in header:
-        raise ValueError(f"{path}: expected a header with 'Source' and 'Target' columns, got {header}")
+        raise ValueError(
+            f"{path}: expected a header with 'Source' and 'Target' columns, got {header}"
+        )
     cols = sorted([header.index("Source"), header.index("Target")])
     defaults = [tf.string if c == header.index("Source") else tf.int32 for c in cols]
-    raw = tf.data.experimental.CsvDataset(path, defaults, field_delim="\t", header=True, select_cols=cols,
-                                          use_quote_delim=True)
+    raw = tf.data.experimental.CsvDataset(
+        path, defaults, field_delim="\t", header=True, select_cols=cols, use_quote_delim=True
+    )
     if cols[0] != header.index("Source"):
         raw = raw.map(lambda a, b: (b, a))
     tokenize = listops_tokenizer()
@@ -332,8 +398,10 @@ def listops_dataset(data_dir, split="train", *, batch_size=32, grid=1, max_lengt
 
     def check(ids, target):
         ok = tf.debugging.assert_less_equal(
-            tf.shape(ids)[0], max_length,
-            message=f"ListOps sequence longer than max_length={max_length} in {path} (overflow='error')")
+            tf.shape(ids)[0],
+            max_length,
+            message=f"ListOps sequence longer than max_length={max_length} in {path} (overflow='error')",
+        )
         with tf.control_dependencies([ok]):
             return tf.identity(ids), target
 
@@ -348,7 +416,15 @@ def listops_dataset(data_dir, split="train", *, batch_size=32, grid=1, max_lengt
             ds = ds.map(check)
         return _common.mapper(pad)(ds)
 
-    return _common.finish(raw, transform, batch_size=batch_size, grid=grid, training=split == "train",
-                          seed=seed, shuffle=shuffle, shuffle_buffer=shuffle_buffer,
-                          drop_remainder=drop_remainder, repeat=repeat)
-
+    return _common.finish(
+        raw,
+        transform,
+        batch_size=batch_size,
+        grid=grid,
+        training=split == "train",
+        seed=seed,
+        shuffle=shuffle,
+        shuffle_buffer=shuffle_buffer,
+        drop_remainder=drop_remainder,
+        repeat=repeat,
+    )

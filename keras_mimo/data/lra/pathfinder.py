@@ -39,15 +39,21 @@ def _difficulty_folder(difficulty):
         return PATHFINDER_DIFFICULTIES[difficulty]
     if difficulty in PATHFINDER_DIFFICULTIES.values():
         return difficulty
-    raise ValueError(f"difficulty must be one of {sorted(PATHFINDER_DIFFICULTIES)} or a folder name "
-                     f"{sorted(PATHFINDER_DIFFICULTIES.values())}, got {difficulty!r}")
+    raise ValueError(
+        f"difficulty must be one of {sorted(PATHFINDER_DIFFICULTIES)} or a folder name "
+        f"{sorted(PATHFINDER_DIFFICULTIES.values())}, got {difficulty!r}"
+    )
 
 
 def _resolve(data_dir, resolution, folder):
     """The difficulty folder (with metadata/), from the release root, pathfinderXX, or the folder itself."""
     res = f"pathfinder{resolution}"
-    for cand in [os.path.join(data_dir, res, folder), os.path.join(data_dir, "lra_release", res, folder),
-                 os.path.join(data_dir, folder), data_dir]:
+    for cand in [
+        os.path.join(data_dir, res, folder),
+        os.path.join(data_dir, "lra_release", res, folder),
+        os.path.join(data_dir, folder),
+        data_dir,
+    ]:
         if os.path.isdir(os.path.join(cand, "metadata")):
             name = os.path.basename(os.path.normpath(cand))
             if cand == data_dir and name != folder and name in PATHFINDER_DIFFICULTIES.values():
@@ -79,7 +85,9 @@ def pathfinder_examples(data_dir, *, difficulty="hard", resolution=32):
                 examples.append((os.path.join(root, fields[0], fields[1]), int(fields[3])))
     if not examples:
         raise _common.LRADataNotFoundError(
-            f"LRA Pathfinder: no metadata/*.npy entries in {root}. " + _common.release_hint(f"pathfinder{resolution}"))
+            f"LRA Pathfinder: no metadata/*.npy entries in {root}. "
+            + _common.release_hint(f"pathfinder{resolution}")
+        )
     return examples
 
 
@@ -93,9 +101,22 @@ def pathfinder_split(examples, split, split_seed=0):
     return {"train": examples[:a], "dev": examples[a:b], "test": examples[b:]}[split]
 
 
-def pathfinder_dataset(data_dir, split="train", *, difficulty="hard", resolution=32, split_seed=0, token_offset=0,
-                       batch_size=32, grid=1, seed=0, shuffle=None, shuffle_buffer=2048, drop_remainder=None,
-                       repeat=False):
+def pathfinder_dataset(
+    data_dir,
+    split="train",
+    *,
+    difficulty="hard",
+    resolution=32,
+    split_seed=0,
+    token_offset=0,
+    batch_size=32,
+    grid=1,
+    seed=0,
+    shuffle=None,
+    shuffle_buffer=2048,
+    drop_remainder=None,
+    repeat=False,
+):
     """Pathfinder as ``(tokens int32 [B * M * N, resolution**2], label int32 [B * M * N])`` batches.
 
     ``data_dir``: the ``lra_release`` folder, its ``pathfinder32`` folder, or a difficulty folder.
@@ -103,8 +124,11 @@ def pathfinder_dataset(data_dir, split="train", *, difficulty="hard", resolution
     """
     tf = _common._tf()
     split = _common.normalize_split(split)
-    part = pathfinder_split(pathfinder_examples(data_dir, difficulty=difficulty, resolution=resolution),
-                            split, split_seed)
+    part = pathfinder_split(
+        pathfinder_examples(data_dir, difficulty=difficulty, resolution=resolution),
+        split,
+        split_seed,
+    )
     if not part:
         raise ValueError(f"Pathfinder split {split!r} is empty (too few examples)")
     paths = tf.constant([p for p, _ in part])
@@ -125,6 +149,15 @@ def pathfinder_dataset(data_dir, split="train", *, difficulty="hard", resolution
         ds = ds.filter(lambda png, label: tf.strings.length(png) > 0)
         return _common.mapper(decode)(ds)
 
-    return _common.finish(raw, transform, batch_size=batch_size, grid=grid, training=split == "train", seed=seed,
-                          shuffle=shuffle, shuffle_buffer=shuffle_buffer, drop_remainder=drop_remainder,
-                          repeat=repeat)
+    return _common.finish(
+        raw,
+        transform,
+        batch_size=batch_size,
+        grid=grid,
+        training=split == "train",
+        seed=seed,
+        shuffle=shuffle,
+        shuffle_buffer=shuffle_buffer,
+        drop_remainder=drop_remainder,
+        repeat=repeat,
+    )

@@ -19,11 +19,24 @@ _BYTE_LIMIT = 10000
 
 
 def retrieval_split_path(data_dir, split):
-    return os.path.join(data_dir, f"new_aan_pairs.{_SPLIT_FILE[_common.normalize_split(split)]}.tsv")
+    return os.path.join(
+        data_dir, f"new_aan_pairs.{_SPLIT_FILE[_common.normalize_split(split)]}.tsv"
+    )
 
 
-def retrieval_dataset(data_dir, split="train", *, batch_size=32, grid=1, max_length=4000, seed=0, shuffle=None,
-                      shuffle_buffer=2048, drop_remainder=None, repeat=False):
+def retrieval_dataset(
+    data_dir,
+    split="train",
+    *,
+    batch_size=32,
+    grid=1,
+    max_length=4000,
+    seed=0,
+    shuffle=None,
+    shuffle_buffer=2048,
+    drop_remainder=None,
+    repeat=False,
+):
     """AAN pairs as ``((tokens1, tokens2), label)`` batches, tokens int32 [B * M * N, max_length], label int32.
 
     ``data_dir`` is the release's ``lra_release/tsv_data`` folder (``lra_release`` itself works too).
@@ -41,8 +54,13 @@ def retrieval_dataset(data_dir, split="train", *, batch_size=32, grid=1, max_len
             f"LRA Retrieval file {path or 'new_aan_pairs.<split>.tsv'} not found (data_dir={data_dir!r}). "
             "It is part of the LRA release: " + _common.release_hint("tsv_data")
         )
-    raw = tf.data.experimental.CsvDataset(path, [tf.float32, tf.string, tf.string, tf.string, tf.string],
-                                          field_delim="\t", use_quote_delim=False, header=False)
+    raw = tf.data.experimental.CsvDataset(
+        path,
+        [tf.float32, tf.string, tf.string, tf.string, tf.string],
+        field_delim="\t",
+        use_quote_delim=False,
+        header=False,
+    )
     max_length = int(max_length)
 
     def encode(label, id1, id2, text1, text2):
@@ -50,6 +68,15 @@ def retrieval_dataset(data_dir, split="train", *, batch_size=32, grid=1, max_len
         t2 = _common.byte_tokens(text2, max_length, byte_limit=_BYTE_LIMIT)
         return (t1, t2), tf.cast(label, tf.int32)
 
-    return _common.finish(raw, _common.mapper(encode), batch_size=batch_size, grid=grid, training=split == "train",
-                          seed=seed, shuffle=shuffle, shuffle_buffer=shuffle_buffer, drop_remainder=drop_remainder,
-                          repeat=repeat)
+    return _common.finish(
+        raw,
+        _common.mapper(encode),
+        batch_size=batch_size,
+        grid=grid,
+        training=split == "train",
+        seed=seed,
+        shuffle=shuffle,
+        shuffle_buffer=shuffle_buffer,
+        drop_remainder=drop_remainder,
+        repeat=repeat,
+    )

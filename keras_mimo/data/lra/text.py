@@ -13,8 +13,20 @@ TEXT_NUM_CLASSES = 2
 _TFDS_SPLIT = {"train": "train", "dev": "test", "test": "test"}
 
 
-def imdb_bytes_dataset(split="train", *, data_dir=None, download=False, batch_size=32, grid=1, max_length=1000, seed=0,
-                 shuffle=None, shuffle_buffer=256, drop_remainder=None, repeat=False):
+def imdb_bytes_dataset(
+    split="train",
+    *,
+    data_dir=None,
+    download=False,
+    batch_size=32,
+    grid=1,
+    max_length=1000,
+    seed=0,
+    shuffle=None,
+    shuffle_buffer=256,
+    drop_remainder=None,
+    repeat=False,
+):
     """IMDB reviews as ``(tokens int32 [B * M * N, max_length], label int32 [B * M * N])`` batches.
 
     ``data_dir`` is a tensorflow-datasets folder in which ``imdb_reviews`` is prepared (None: tfds'
@@ -30,6 +42,15 @@ def imdb_bytes_dataset(split="train", *, data_dir=None, download=False, batch_si
     def encode(example):
         return _common.byte_tokens(example["text"], max_length), tf.cast(example["label"], tf.int32)
 
-    return _common.finish(raw, _common.mapper(encode), batch_size=batch_size, grid=grid, training=split == "train",
-                          seed=seed, shuffle=shuffle, shuffle_buffer=shuffle_buffer, drop_remainder=drop_remainder,
-                          repeat=repeat)
+    return _common.finish(
+        raw,
+        _common.mapper(encode),
+        batch_size=batch_size,
+        grid=grid,
+        training=split == "train",
+        seed=seed,
+        shuffle=shuffle,
+        shuffle_buffer=shuffle_buffer,
+        drop_remainder=drop_remainder,
+        repeat=repeat,
+    )

@@ -4,11 +4,17 @@ import keras
 from keras import ops
 
 from keras_mimo.checks import positive_int
+from keras_mimo.initializers import glorot_uniform, he_fan_out
 from keras_mimo.layers.activations import ACTIVATIONS
 from keras_mimo.layers.binding import BINDINGS, SuperpositionBinding
-from keras_mimo.initializers import glorot_uniform, he_fan_out
 from keras_mimo.layers.regularizers import IsometryRegularizer
-from keras_mimo.layers.residual import PreActWideBlock, batch_norm, pad_one_pixel, stem_conv_then_batch_norm, strided_size
+from keras_mimo.layers.residual import (
+    PreActWideBlock,
+    batch_norm,
+    pad_one_pixel,
+    stem_conv_then_batch_norm,
+    strided_size,
+)
 from keras_mimo.layers.unbinding import UnbindingHead
 from keras_mimo.superposition import SwitchableSuperposition, check_superposition, pad_to_multiple
 
@@ -51,26 +57,54 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         seed: seed of every initialiser (keys included), for repeatable models.
     """
 
-    def __init__(self, depth=28, width=10, initial_width=4, num_classes=10, capacity=4, binding="hrr",
-                 activation="prelu", input_shape=(32, 32, 3), superposition=None, binding_regularization=0.1,
-                 isometry_regularization=1e-4, trainable_keys=True, activation_init=None, stem_stride=1, seed=None,
-                 **kwargs):
+    def __init__(
+        self,
+        depth=28,
+        width=10,
+        initial_width=4,
+        num_classes=10,
+        capacity=4,
+        binding="hrr",
+        activation="prelu",
+        input_shape=(32, 32, 3),
+        superposition=None,
+        binding_regularization=0.1,
+        isometry_regularization=1e-4,
+        trainable_keys=True,
+        activation_init=None,
+        stem_stride=1,
+        seed=None,
+        **kwargs,
+    ):
         depth = positive_int("depth", depth)
         if depth < 10 or (depth - 4) % 6:
-            raise ValueError(f"depth={depth} is not a Wide-ResNet depth: it must be 6k + 4 with k >= 1 (10, 16, 22, 28, ...).")
+            raise ValueError(
+                f"depth={depth} is not a Wide-ResNet depth: it must be 6k + 4 with k >= 1 (10, 16, 22, 28, ...)."
+            )
         width = positive_int("width", width)
         initial_width = positive_int("initial_width", initial_width)
         num_classes = positive_int("num_classes", num_classes)
         capacity = positive_int("capacity", capacity)
-        if isinstance(stem_stride, bool) or not isinstance(stem_stride, int) or stem_stride not in (1, 2):
-            raise ValueError(f"stem_stride={stem_stride!r} must be 1 (full resolution, the paper's) or 2 (half resolution).")
+        if (
+            isinstance(stem_stride, bool)
+            or not isinstance(stem_stride, int)
+            or stem_stride not in (1, 2)
+        ):
+            raise ValueError(
+                f"stem_stride={stem_stride!r} must be 1 (full resolution, the paper's) or 2 (half resolution)."
+            )
         if binding not in BINDINGS:
             raise ValueError(f"binding={binding!r} is unknown: use one of {BINDINGS}.")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation={activation!r} is unknown: use one of {ACTIVATIONS}.")
         input_shape = _check_image_shape(input_shape)
-        superposition = check_superposition(capacity if superposition is None else superposition, capacity)
-        for name, value in (("binding_regularization", binding_regularization), ("isometry_regularization", isometry_regularization)):
+        superposition = check_superposition(
+            capacity if superposition is None else superposition, capacity
+        )
+        for name, value in (
+            ("binding_regularization", binding_regularization),
+            ("isometry_regularization", isometry_regularization),
+        ):
             if not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name}={value!r} must be a number >= 0 (0 switches it off).")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
@@ -100,34 +134,55 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
 
             stem_channels = 16 * initial_width
             self.stem_conv = keras.layers.Conv2D(
-                stem_channels, 3, strides=stem_stride, padding="same" if stem_stride == 1 else "valid", use_bias=False,
-                kernel_initializer=he_fan_out(next_seed()), name="stem_conv",
+                stem_channels,
+                3,
+                strides=stem_stride,
+                padding="same" if stem_stride == 1 else "valid",
+                use_bias=False,
+                kernel_initializer=he_fan_out(next_seed()),
+                name="stem_conv",
             )
             self.stem_bn = batch_norm("stem_bn")
             self.stem_act = keras.layers.ReLU(name="stem_act")
             self.bind = SuperpositionBinding(
-                capacity, binding, regularization=self.binding_regularization, trainable_keys=self.trainable_keys,
-                seed=next_seed(), name="binding",
+                capacity,
+                binding,
+                regularization=self.binding_regularization,
+                trainable_keys=self.trainable_keys,
+                seed=next_seed(),
+                name="binding",
             )
             blocks_per_stage = (depth - 4) // 6
             self.blocks = []
-            for stage, (filters, stride) in enumerate(((16 * width, 1), (32 * width, 2), (64 * width, 2)), start=1):
+            for stage, (filters, stride) in enumerate(
+                ((16 * width, 1), (32 * width, 2), (64 * width, 2)), start=1
+            ):
                 for index in range(blocks_per_stage):
                     self.blocks.append(
                         PreActWideBlock(
-                            filters, stride if index == 0 else 1, activation=activation, activation_init=activation_init,
-                            isometry_regularization=self.isometry_regularization, seed=next_seed(),
+                            filters,
+                            stride if index == 0 else 1,
+                            activation=activation,
+                            activation_init=activation_init,
+                            isometry_regularization=self.isometry_regularization,
+                            seed=next_seed(),
                             name=f"stage{stage}_block{index + 1}",
                         )
                     )
             self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
             self.unbind = UnbindingHead(
-                capacity, identity=(binding == "none" and capacity == 1),
-                kernel_initializer=he_fan_out(next_seed()), name="unbinding",
+                capacity,
+                identity=(binding == "none" and capacity == 1),
+                kernel_initializer=he_fan_out(next_seed()),
+                name="unbinding",
             )
             # Logits in the variable dtype (float32 under mixed precision), so losses stay stable.
-            self.classifier = keras.layers.Dense(num_classes, kernel_initializer=glorot_uniform(next_seed()),
-                                                 dtype=self.dtype_policy.variable_dtype, name="classifier")
+            self.classifier = keras.layers.Dense(
+                num_classes,
+                kernel_initializer=glorot_uniform(next_seed()),
+                dtype=self.dtype_policy.variable_dtype,
+                name="classifier",
+            )
             self.build((None,) + input_shape)
 
     # ---------------------------------------------------------------- operating point
@@ -156,9 +211,13 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
     @isometry_scale.setter
     def isometry_scale(self, value):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"isometry_scale={value!r} must be a number >= 0 (1: the penalty as configured, 0: left out).")
+            raise ValueError(
+                f"isometry_scale={value!r} must be a number >= 0 (1: the penalty as configured, 0: left out)."
+            )
         value = float(value)
-        if value == self._isometry_scale:  # LazyIsometry sets it every batch: no layer walk when unchanged
+        if (
+            value == self._isometry_scale
+        ):  # LazyIsometry sets it every batch: no layer walk when unchanged
             return
         self._switch_operating_point(self._operating_point, (self._superposition, value))
         for layer in self._flatten_layers(include_self=False):
@@ -182,9 +241,15 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
             return
         input_shape = tuple(input_shape)
         if tuple(input_shape[1:]) != self.image_shape:
-            raise ValueError(f"{self.name} was built for images of shape {self.image_shape}, got {input_shape[1:]}.")
+            raise ValueError(
+                f"{self.name} was built for images of shape {self.image_shape}, got {input_shape[1:]}."
+            )
         self.stem_conv.build(input_shape)
-        shape = (None,) + tuple(strided_size(size, self.stem_stride) for size in input_shape[1:3]) + (16 * self.initial_width,)
+        shape = (
+            (None,)
+            + tuple(strided_size(size, self.stem_stride) for size in input_shape[1:3])
+            + (16 * self.initial_width,)
+        )
         self.stem_bn.build(shape)
         self.bind.build(shape)
         for block in self.blocks:
@@ -222,11 +287,21 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(
-            depth=self.depth, width=self.width, initial_width=self.initial_width, num_classes=self.num_classes,
-            capacity=self.capacity, binding=self.binding, activation=self.activation, input_shape=self.image_shape,
-            superposition=self._superposition, binding_regularization=self.binding_regularization,
-            isometry_regularization=self.isometry_regularization, trainable_keys=self.trainable_keys,
-            activation_init=self.activation_init, stem_stride=self.stem_stride, seed=self.seed,
+            depth=self.depth,
+            width=self.width,
+            initial_width=self.initial_width,
+            num_classes=self.num_classes,
+            capacity=self.capacity,
+            binding=self.binding,
+            activation=self.activation,
+            input_shape=self.image_shape,
+            superposition=self._superposition,
+            binding_regularization=self.binding_regularization,
+            isometry_regularization=self.isometry_regularization,
+            trainable_keys=self.trainable_keys,
+            activation_init=self.activation_init,
+            stem_stride=self.stem_stride,
+            seed=self.seed,
         )
         return config
 
@@ -252,22 +327,56 @@ class WideResNet(MIMOConv):
         seed: seed of every initialiser.
     """
 
-    def __init__(self, depth=28, width=10, num_classes=10, input_shape=(32, 32, 3), initial_width=1, stem_stride=1, seed=None,
-                 **kwargs):
-        for fixed in ("capacity", "binding", "activation", "superposition", "binding_regularization",
-                      "isometry_regularization", "trainable_keys", "activation_init"):
+    def __init__(
+        self,
+        depth=28,
+        width=10,
+        num_classes=10,
+        input_shape=(32, 32, 3),
+        initial_width=1,
+        stem_stride=1,
+        seed=None,
+        **kwargs,
+    ):
+        for fixed in (
+            "capacity",
+            "binding",
+            "activation",
+            "superposition",
+            "binding_regularization",
+            "isometry_regularization",
+            "trainable_keys",
+            "activation_init",
+        ):
             if fixed in kwargs:
-                raise ValueError(f"WideResNet does not take {fixed}=...: use keras_mimo.models.MIMOConv for that.")
+                raise ValueError(
+                    f"WideResNet does not take {fixed}=...: use keras_mimo.models.MIMOConv for that."
+                )
         super().__init__(
-            depth=depth, width=width, initial_width=initial_width, num_classes=num_classes, capacity=1, binding="none",
-            activation="relu", input_shape=input_shape, binding_regularization=0.0, isometry_regularization=0.0,
-            stem_stride=stem_stride, seed=seed, **kwargs,
+            depth=depth,
+            width=width,
+            initial_width=initial_width,
+            num_classes=num_classes,
+            capacity=1,
+            binding="none",
+            activation="relu",
+            input_shape=input_shape,
+            binding_regularization=0.0,
+            isometry_regularization=0.0,
+            stem_stride=stem_stride,
+            seed=seed,
+            **kwargs,
         )
 
     def get_config(self):
         config = keras.Model.get_config(self)
         config.update(
-            depth=self.depth, width=self.width, num_classes=self.num_classes, input_shape=self.image_shape,
-            initial_width=self.initial_width, stem_stride=self.stem_stride, seed=self.seed,
+            depth=self.depth,
+            width=self.width,
+            num_classes=self.num_classes,
+            input_shape=self.image_shape,
+            initial_width=self.initial_width,
+            stem_stride=self.stem_stride,
+            seed=self.seed,
         )
         return config

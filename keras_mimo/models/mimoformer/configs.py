@@ -88,10 +88,12 @@ LRA_TASK_NAMES = ("listops", "text", "retrieval", "image", "pathfinder")
 # Per task: what keras-mimo's tokenisers give (keras_mimo.data.lra.LRA_TASKS) and what the model needs.
 _TASK = {
     # reference vocab_size 32; our ListOps vocabulary (LISTOPS_VOCAB) has 19 tokens
-    "listops": dict(vocab_size=19, num_classes=10, max_length=2048),     # max_seq_len 2000 -> 2048
+    "listops": dict(vocab_size=19, num_classes=10, max_length=2048),  # max_seq_len 2000 -> 2048
     # reference vocab_size 512; our byte tokeniser gives 256 bytes + 1 (padding 0)
-    "text": dict(vocab_size=257, num_classes=2, max_length=4096),        # max_seq_len 4000 -> 4096
-    "retrieval": dict(vocab_size=257, num_classes=2, max_length=4096, dual=True),  # idem, ModelForSCDual
+    "text": dict(vocab_size=257, num_classes=2, max_length=4096),  # max_seq_len 4000 -> 4096
+    "retrieval": dict(
+        vocab_size=257, num_classes=2, max_length=4096, dual=True
+    ),  # idem, ModelForSCDual
     # reference vocab_size 512; grey levels 0..255 with token_offset 0
     "image": dict(vocab_size=256, num_classes=10, max_length=1024),
     "pathfinder": dict(vocab_size=256, num_classes=2, max_length=1024),
@@ -100,25 +102,47 @@ _TASK = {
 # lra_config.py "model" blocks: embedding_dim, transformer_hidden_dim, head_dim, num_head, num_layers.
 _ARCH = {
     "listops": {
-        "wide": dict(embedding_dim=512, hidden_dim=2048, head_dim=64, num_heads=48, num_layers=1),  # active
-        "deep": dict(embedding_dim=512, hidden_dim=2048, head_dim=64, num_heads=8, num_layers=6),   # commented
+        "wide": dict(
+            embedding_dim=512, hidden_dim=2048, head_dim=64, num_heads=48, num_layers=1
+        ),  # active
+        "deep": dict(
+            embedding_dim=512, hidden_dim=2048, head_dim=64, num_heads=8, num_layers=6
+        ),  # commented
     },
     "text": {
-        "wide": dict(embedding_dim=512, hidden_dim=2048, head_dim=64, num_heads=48, num_layers=1),  # commented
-        "deep": dict(embedding_dim=512, hidden_dim=2048, head_dim=64, num_heads=8, num_layers=6),   # active
+        "wide": dict(
+            embedding_dim=512, hidden_dim=2048, head_dim=64, num_heads=48, num_layers=1
+        ),  # commented
+        "deep": dict(
+            embedding_dim=512, hidden_dim=2048, head_dim=64, num_heads=8, num_layers=6
+        ),  # active
     },
     "retrieval": {
-        "wide": dict(embedding_dim=128, hidden_dim=512, head_dim=32, num_heads=16, num_layers=1),   # commented
-        "deep": dict(embedding_dim=128, hidden_dim=512, head_dim=32, num_heads=4, num_layers=4),    # commented
-        "small": dict(embedding_dim=32, hidden_dim=64, head_dim=32, num_heads=2, num_layers=2),     # active
+        "wide": dict(
+            embedding_dim=128, hidden_dim=512, head_dim=32, num_heads=16, num_layers=1
+        ),  # commented
+        "deep": dict(
+            embedding_dim=128, hidden_dim=512, head_dim=32, num_heads=4, num_layers=4
+        ),  # commented
+        "small": dict(
+            embedding_dim=32, hidden_dim=64, head_dim=32, num_heads=2, num_layers=2
+        ),  # active
     },
     "image": {
-        "wide": dict(embedding_dim=64, hidden_dim=128, head_dim=64, num_heads=12, num_layers=1),    # active
-        "deep": dict(embedding_dim=64, hidden_dim=128, head_dim=64, num_heads=4, num_layers=3),     # commented
+        "wide": dict(
+            embedding_dim=64, hidden_dim=128, head_dim=64, num_heads=12, num_layers=1
+        ),  # active
+        "deep": dict(
+            embedding_dim=64, hidden_dim=128, head_dim=64, num_heads=4, num_layers=3
+        ),  # commented
     },
     "pathfinder": {
-        "wide": dict(embedding_dim=128, hidden_dim=128, head_dim=128, num_heads=32, num_layers=1),  # active
-        "deep": dict(embedding_dim=128, hidden_dim=128, head_dim=128, num_heads=8, num_layers=4),   # commented
+        "wide": dict(
+            embedding_dim=128, hidden_dim=128, head_dim=128, num_heads=32, num_layers=1
+        ),  # active
+        "deep": dict(
+            embedding_dim=128, hidden_dim=128, head_dim=128, num_heads=8, num_layers=4
+        ),  # commented
     },
 }
 
@@ -138,36 +162,94 @@ _COMMON = dict(num_random_features=256, dropout=0.1, pooling="mean")
 FAMILIES = {
     "performer": ("performer", "performer-256", "Performer (FAVOR+, R = 256) baseline"),
     "mimoformer-att": ("att", "mimoformer", "MIMOFormer 'att.' (attention in superposition)"),
-    "mimoformer-attmlp": ("att+mlp", "blockformer", "MIMOFormer 'att.+MLP' (whole block in superposition)"),
+    "mimoformer-attmlp": (
+        "att+mlp",
+        "blockformer",
+        "MIMOFormer 'att.+MLP' (whole block in superposition)",
+    ),
 }
 
 # lra_config.py "training" blocks (+ MIMO_warmup of extra_attn_config['mimoformer']) and the data options
 # our loaders need to see what the reference saw. batch_size: sequences (pairs) per optimizer step.
 LRA_RECIPES = {
-    "listops": dict(batch_size=64, learning_rate=1e-4, warmup_steps=1000, lr_decay="linear", weight_decay=0.0,
-                    num_train_steps=20000, mimo_warmup_steps=3000, eval_frequency=50, num_eval_steps=62,
-                    data=dict(max_length=2000)),
-    "text": dict(batch_size=32, learning_rate=1e-4, warmup_steps=8000, lr_decay="linear", weight_decay=0.0,
-                 num_train_steps=40000, mimo_warmup_steps=6500, eval_frequency=500, num_eval_steps=781,
-                 data=dict(max_length=4000)),  # our loader's default is 1000 (LRA's); the reference uses 4000
-    "retrieval": dict(batch_size=32, learning_rate=1e-4, warmup_steps=800, lr_decay="linear", weight_decay=0.0,
-                      num_train_steps=60000, mimo_warmup_steps=10000, eval_frequency=300, num_eval_steps=565,
-                      data=dict(max_length=4000)),
-    "image": dict(batch_size=256, learning_rate=1e-4, warmup_steps=175, lr_decay="linear", weight_decay=0.0,
-                  num_train_steps=70000, mimo_warmup_steps=10000, eval_frequency=175, num_eval_steps=20,
-                  data=dict(token_offset=0)),
-    "pathfinder": dict(batch_size=256, learning_rate=1e-4, warmup_steps=312, lr_decay="linear", weight_decay=0.0,
-                       num_train_steps=124800, mimo_warmup_steps=20800, eval_frequency=312, num_eval_steps=312,
-                       data=dict(difficulty="hard", resolution=32, token_offset=0)),  # curv_contour_length_14
+    "listops": dict(
+        batch_size=64,
+        learning_rate=1e-4,
+        warmup_steps=1000,
+        lr_decay="linear",
+        weight_decay=0.0,
+        num_train_steps=20000,
+        mimo_warmup_steps=3000,
+        eval_frequency=50,
+        num_eval_steps=62,
+        data=dict(max_length=2000),
+    ),
+    "text": dict(
+        batch_size=32,
+        learning_rate=1e-4,
+        warmup_steps=8000,
+        lr_decay="linear",
+        weight_decay=0.0,
+        num_train_steps=40000,
+        mimo_warmup_steps=6500,
+        eval_frequency=500,
+        num_eval_steps=781,
+        data=dict(max_length=4000),
+    ),  # our loader's default is 1000 (LRA's); the reference uses 4000
+    "retrieval": dict(
+        batch_size=32,
+        learning_rate=1e-4,
+        warmup_steps=800,
+        lr_decay="linear",
+        weight_decay=0.0,
+        num_train_steps=60000,
+        mimo_warmup_steps=10000,
+        eval_frequency=300,
+        num_eval_steps=565,
+        data=dict(max_length=4000),
+    ),
+    "image": dict(
+        batch_size=256,
+        learning_rate=1e-4,
+        warmup_steps=175,
+        lr_decay="linear",
+        weight_decay=0.0,
+        num_train_steps=70000,
+        mimo_warmup_steps=10000,
+        eval_frequency=175,
+        num_eval_steps=20,
+        data=dict(token_offset=0),
+    ),
+    "pathfinder": dict(
+        batch_size=256,
+        learning_rate=1e-4,
+        warmup_steps=312,
+        lr_decay="linear",
+        weight_decay=0.0,
+        num_train_steps=124800,
+        mimo_warmup_steps=20800,
+        eval_frequency=312,
+        num_eval_steps=312,
+        data=dict(difficulty="hard", resolution=32, token_offset=0),
+    ),  # curv_contour_length_14
 }
 
 # Shared by every recipe (run_tasks.py).
 # PyTorch's OneCycleLR (defaults div_factor 25, final_div_factor 1e4, cycle_momentum=True) starts at
 # learning_rate / 25, ends at learning_rate / 25e4 and, on AdamW, also cycles beta_1 linearly
 # 0.95 -> 0.85 (peak learning rate) -> 0.95, overriding the 0.9 given to AdamW.
-RECIPE_COMMON = dict(optimizer="adamw", beta_1=0.9, beta_2=0.999, epsilon=1e-6, schedule="one-cycle",
-                     div_factor=25.0, final_div_factor=1e4, cycle_beta_1=(0.95, 0.85), mixed_precision=True,
-                     seed=1234)
+RECIPE_COMMON = dict(
+    optimizer="adamw",
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-6,
+    schedule="one-cycle",
+    div_factor=25.0,
+    final_div_factor=1e4,
+    cycle_beta_1=(0.95, 0.85),
+    mixed_precision=True,
+    seed=1234,
+)
 
 
 def _name(prefix, task, variant):
@@ -190,11 +272,19 @@ def _build_configs():
                     kwargs.update(attention=attention, capacity=capacity)
                 heads = f"{arch['num_heads']} heads x {arch['num_layers']} layer{'s' * (arch['num_layers'] > 1)}"
                 grid = "" if attention == "performer" else f", grid {capacity[0]} x {capacity[1]}"
-                label = {"wide": "wide", "deep": "deep", "small": "small (the reference's active Retrieval model)"}
-                description = (f"LRA {task}: {words}{grid}, {label[variant]} model "
-                               f"({arch['embedding_dim']}-dim, {heads}; reference {ref_name}).")
+                label = {
+                    "wide": "wide",
+                    "deep": "deep",
+                    "small": "small (the reference's active Retrieval model)",
+                }
+                description = (
+                    f"LRA {task}: {words}{grid}, {label[variant]} model "
+                    f"({arch['embedding_dim']}-dim, {heads}; reference {ref_name})."
+                )
                 configs[name] = (cls, kwargs, description)
-                meta[name] = dict(task=task, variant=variant, attention=attention, capacity=capacity)
+                meta[name] = dict(
+                    task=task, variant=variant, attention=attention, capacity=capacity
+                )
     return configs, meta
 
 
@@ -214,13 +304,19 @@ def training_recipe(name):
     ``command`` (what reproduces the row on a GPU) and the shared optimiser settings.
     """
     if name not in MIMOFORMER_CONFIGS:
-        raise ValueError(f"Unknown MIMOFormer configuration {name!r}. Known: {', '.join(list_mimoformer_configs())}.")
+        raise ValueError(
+            f"Unknown MIMOFormer configuration {name!r}. Known: {', '.join(list_mimoformer_configs())}."
+        )
     meta = _META[name]
     recipe = {**RECIPE_COMMON, **LRA_RECIPES[meta["task"]]}
     recipe["data"] = dict(recipe["data"])
     m, n = meta["capacity"]
     recipe.update(
-        model=name, task=meta["task"], variant=meta["variant"], attention=meta["attention"], grid=(m, n),
+        model=name,
+        task=meta["task"],
+        variant=meta["variant"],
+        attention=meta["attention"],
+        grid=(m, n),
         batch_bundles=recipe["batch_size"] // (m * n),
         mimo_warmup_steps=recipe["mimo_warmup_steps"] if meta["attention"] == "att" else 0,
         command=f"keras-mimo train --config {name}",

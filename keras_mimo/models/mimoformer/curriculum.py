@@ -45,7 +45,9 @@ class MIMOWarmup(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         if not hasattr(self.model, "grid"):
-            raise ValueError(f"MIMOWarmup needs a model with a settable grid (a MIMOFormer), got {type(self.model).__name__}.")
+            raise ValueError(
+                f"MIMOWarmup needs a model with a settable grid (a MIMOFormer), got {type(self.model).__name__}."
+            )
         if self.full_grid is None:
             self.full_grid = tuple(self.model.grid)
 

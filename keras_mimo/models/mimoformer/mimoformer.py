@@ -54,12 +54,31 @@ class MIMOFormer(SwitchableSuperposition, keras.Model):
         seed: seed of every initialiser and random quantity (projections, keys), for repeatable models.
     """
 
-    def __init__(self, vocab_size, max_length, num_classes=10, embedding_dim=64, hidden_dim=128, num_heads=2,
-                 head_dim=32, num_layers=2, attention="att", capacity=(2, 2), grid=None, num_random_features=256,
-                 dropout=0.1, pooling="masked_mean", dual=False, seed=None, **kwargs):
+    def __init__(
+        self,
+        vocab_size,
+        max_length,
+        num_classes=10,
+        embedding_dim=64,
+        hidden_dim=128,
+        num_heads=2,
+        head_dim=32,
+        num_layers=2,
+        attention="att",
+        capacity=(2, 2),
+        grid=None,
+        num_random_features=256,
+        dropout=0.1,
+        pooling="masked_mean",
+        dual=False,
+        seed=None,
+        **kwargs,
+    ):
         vocab_size = positive_int("vocab_size", vocab_size)
         if vocab_size < 2:
-            raise ValueError(f"vocab_size={vocab_size} must be at least 2: id 0 is the padding token.")
+            raise ValueError(
+                f"vocab_size={vocab_size} must be at least 2: id 0 is the padding token."
+            )
         max_length = positive_int("max_length", max_length)
         num_classes = positive_int("num_classes", num_classes)
         embedding_dim = positive_int("embedding_dim", embedding_dim)
@@ -72,9 +91,15 @@ class MIMOFormer(SwitchableSuperposition, keras.Model):
             raise ValueError(f"attention={attention!r} is unknown: use one of {ATTENTION_TYPES}.")
         capacity = check_grid(capacity, name="capacity")
         if attention == "performer" and capacity != (1, 1):
-            raise ValueError(f"attention='performer' computes without superposition: capacity must be (1, 1), got {capacity}.")
+            raise ValueError(
+                f"attention='performer' computes without superposition: capacity must be (1, 1), got {capacity}."
+            )
         grid = check_grid(capacity if grid is None else grid, capacity)
-        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
+        if (
+            not isinstance(dropout, (int, float))
+            or isinstance(dropout, bool)
+            or not 0 <= dropout < 1
+        ):
             raise ValueError(f"dropout={dropout!r} must be a number in [0, 1).")
         if pooling not in POOLINGS:
             raise ValueError(f"pooling={pooling!r} is unknown: use one of {POOLINGS}.")
@@ -100,28 +125,47 @@ class MIMOFormer(SwitchableSuperposition, keras.Model):
         self.seed = None if seed is None else int(seed)
 
         with self._sublayers_in_own_dtype_policy():
+
             def seed_at(offset):
                 return None if self.seed is None else self.seed + offset
 
             embedding_init = lambda offset: SeededVarianceScaling(stddev=0.02, seed=seed_at(offset))  # noqa: E731
             self.token_embedding = keras.layers.Embedding(
-                vocab_size, embedding_dim, embeddings_initializer=embedding_init(0), name="token_embedding"
+                vocab_size,
+                embedding_dim,
+                embeddings_initializer=embedding_init(0),
+                name="token_embedding",
             )
             self.position_embedding = keras.layers.Embedding(
-                max_length, embedding_dim, embeddings_initializer=embedding_init(1), name="position_embedding"
+                max_length,
+                embedding_dim,
+                embeddings_initializer=embedding_init(1),
+                name="position_embedding",
             )
-            self.embedding_dropout = keras.layers.Dropout(self.dropout, seed=seed_at(2), name="embedding_dropout")
+            self.embedding_dropout = keras.layers.Dropout(
+                self.dropout, seed=seed_at(2), name="embedding_dropout"
+            )
             self.blocks = [
                 MIMOFormerBlock(
-                    num_heads, head_dim, hidden_dim, attention=attention, capacity=capacity,
-                    num_random_features=num_random_features, dropout=self.dropout, seed=seed_at(1000 * (i + 1)),
+                    num_heads,
+                    head_dim,
+                    hidden_dim,
+                    attention=attention,
+                    capacity=capacity,
+                    num_random_features=num_random_features,
+                    dropout=self.dropout,
+                    seed=seed_at(1000 * (i + 1)),
                     name=f"block{i + 1}",
                 )
                 for i in range(num_layers)
             ]
-            self.final_norm = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="final_norm")
+            self.final_norm = keras.layers.LayerNormalization(
+                epsilon=LAYER_NORM_EPSILON, name="final_norm"
+            )
             self.classifier_hidden = keras.layers.Dense(
-                hidden_dim, activation="relu", kernel_initializer=glorot_uniform(seed_at(3)),
+                hidden_dim,
+                activation="relu",
+                kernel_initializer=glorot_uniform(seed_at(3)),
                 name="classifier_hidden",
             )
             self.classifier = keras.layers.Dense(
@@ -191,14 +235,18 @@ class MIMOFormer(SwitchableSuperposition, keras.Model):
             features = ops.concatenate([x0, x1, x0 * x1, x0 - x1], axis=-1)
         else:
             if isinstance(inputs, (tuple, list)):
-                raise ValueError(f"{self.name} takes one batch of token ids; build it with dual=True for pairs.")
+                raise ValueError(
+                    f"{self.name} takes one batch of token ids; build it with dual=True for pairs."
+                )
             features = self.encode(inputs, training=training)
         return self.classifier(self.classifier_hidden(features))
 
     def _check_tokens(self, token_ids):
         token_ids = ops.convert_to_tensor(token_ids)
         if len(token_ids.shape) != 2:
-            raise ValueError(f"{self.name} expects token ids of shape (batch, length), got {tuple(token_ids.shape)}.")
+            raise ValueError(
+                f"{self.name} expects token ids of shape (batch, length), got {tuple(token_ids.shape)}."
+            )
         length = token_ids.shape[1]
         if length is not None and length > self.max_length:
             raise ValueError(
@@ -216,11 +264,22 @@ class MIMOFormer(SwitchableSuperposition, keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(
-            vocab_size=self.vocab_size, max_length=self.max_length, num_classes=self.num_classes,
-            embedding_dim=self.embedding_dim, hidden_dim=self.hidden_dim, num_heads=self.num_heads,
-            head_dim=self.head_dim, num_layers=self.num_layers, attention=self.attention, capacity=self.capacity,
-            grid=self._grid, num_random_features=self.num_random_features, dropout=self.dropout,
-            pooling=self.pooling, dual=self.dual, seed=self.seed,
+            vocab_size=self.vocab_size,
+            max_length=self.max_length,
+            num_classes=self.num_classes,
+            embedding_dim=self.embedding_dim,
+            hidden_dim=self.hidden_dim,
+            num_heads=self.num_heads,
+            head_dim=self.head_dim,
+            num_layers=self.num_layers,
+            attention=self.attention,
+            capacity=self.capacity,
+            grid=self._grid,
+            num_random_features=self.num_random_features,
+            dropout=self.dropout,
+            pooling=self.pooling,
+            dual=self.dual,
+            seed=self.seed,
         )
         return config
 
@@ -240,16 +299,45 @@ class Performer(MIMOFormer):
     Args are those of :class:`MIMOFormer` without attention, capacity and grid.
     """
 
-    def __init__(self, vocab_size, max_length, num_classes=10, embedding_dim=64, hidden_dim=128, num_heads=2,
-                 head_dim=32, num_layers=2, num_random_features=256, dropout=0.1, pooling="masked_mean", dual=False,
-                 seed=None, **kwargs):
+    def __init__(
+        self,
+        vocab_size,
+        max_length,
+        num_classes=10,
+        embedding_dim=64,
+        hidden_dim=128,
+        num_heads=2,
+        head_dim=32,
+        num_layers=2,
+        num_random_features=256,
+        dropout=0.1,
+        pooling="masked_mean",
+        dual=False,
+        seed=None,
+        **kwargs,
+    ):
         for fixed in ("attention", "capacity", "grid"):
             if fixed in kwargs:
-                raise ValueError(f"Performer does not take {fixed}=...: use keras_mimo.models.MIMOFormer for that.")
+                raise ValueError(
+                    f"Performer does not take {fixed}=...: use keras_mimo.models.MIMOFormer for that."
+                )
         super().__init__(
-            vocab_size, max_length, num_classes=num_classes, embedding_dim=embedding_dim, hidden_dim=hidden_dim,
-            num_heads=num_heads, head_dim=head_dim, num_layers=num_layers, attention="performer", capacity=(1, 1),
-            num_random_features=num_random_features, dropout=dropout, pooling=pooling, dual=dual, seed=seed, **kwargs,
+            vocab_size,
+            max_length,
+            num_classes=num_classes,
+            embedding_dim=embedding_dim,
+            hidden_dim=hidden_dim,
+            num_heads=num_heads,
+            head_dim=head_dim,
+            num_layers=num_layers,
+            attention="performer",
+            capacity=(1, 1),
+            num_random_features=num_random_features,
+            dropout=dropout,
+            pooling=pooling,
+            dual=dual,
+            seed=seed,
+            **kwargs,
         )
 
     def get_config(self):
