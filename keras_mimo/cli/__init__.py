@@ -17,16 +17,16 @@ def build_parser():
     bench.add_arguments(bench_parser)
     bench_parser.set_defaults(handler=bench.run)
 
-    from keras_mimo.training import cli as training_cli
+    from keras_mimo.cli import evaluate, train
 
     train_parser = commands.add_parser(
         "train", help="train a named recipe of the paper (resumable)"
     )
-    training_cli.add_train_arguments(train_parser)
-    train_parser.set_defaults(handler=training_cli.run_train)
+    train.add_arguments(train_parser)
+    train_parser.set_defaults(handler=train.run)
     evaluate_parser = commands.add_parser("evaluate", help="accuracy of a saved model at several N")
-    training_cli.add_evaluate_arguments(evaluate_parser)
-    evaluate_parser.set_defaults(handler=training_cli.run_evaluate)
+    evaluate.add_arguments(evaluate_parser)
+    evaluate_parser.set_defaults(handler=evaluate.run)
     return parser
 
 

@@ -1,0 +1,3 @@
+from keras_mimo.cli import main
+
+raise SystemExit(main())
