@@ -1,12 +1,15 @@
-"""Training MIMOConv as the paper does, through ``model.fit`` on TensorFlow, JAX and PyTorch.
+"""Training both families as their papers do, through ``model.fit`` on TensorFlow, JAX and PyTorch.
 
 * ``OneCycleLR`` / ``OneCycleMomentum`` / ``one_cycle``: PyTorch's one-cycle schedule as Keras schedules;
 * ``FilteredSGD``: PyTorch-style SGD with scheduled momentum, weight decay that skips PReLU/SReLU
   parameters, and the gradient filter (skip an update whose norm exceeds factor x last epoch's mean);
 * callbacks: ``GradientFilterCallback``, ``DynamicSuperposition``, ``LazyIsometry``,
   ``MultiSuperpositionValidation``, ``ScheduleLogger``, ``AtomicCheckpoint``;
-* recipes: ``RECIPES`` / ``get_recipe`` / ``list_recipes`` (the paper's runs as named configurations);
-* ``train`` (resumable runs with CSV/TensorBoard logs and best/last checkpoints) and ``evaluate``.
+* ``CyclicAdamW``: PyTorch AdamW with a cycled ``beta_1`` (the MIMOFormer recipes);
+* recipes: ``Recipe``, ``RECIPES`` / ``get_recipe`` / ``list_recipes`` / ``resolve_recipe`` (both
+  families' runs as one dataclass, ``{architecture}.{dataset}[-{regime}]``);
+* ``train`` (one resumable run loop with CSV/TensorBoard logs and best/last checkpoints, the
+  family's part in ``training.image.ImageTask`` or ``training.lra.LRATask``) and ``evaluate``.
 """
 
 import importlib
@@ -22,9 +25,18 @@ _EXPORTS = {
         "atomic_path",
         "read_state",
     ),
-    "keras_mimo.training.loop": ("build_model", "evaluate", "resolve_recipe", "train"),
-    "keras_mimo.training.optimizers": ("FilteredSGD", "global_norm"),
-    "keras_mimo.training.recipes": ("RECIPES", "TrainingRecipe", "get_recipe", "list_recipes"),
+    "keras_mimo.training.image": ("ImageTask", "build_model"),
+    "keras_mimo.training.loop": ("evaluate", "train"),
+    "keras_mimo.training.lra": ("LRATask",),
+    "keras_mimo.training.optimizers": ("CyclicAdamW", "FilteredSGD", "global_norm"),
+    "keras_mimo.training.recipes": (
+        "RECIPES",
+        "Recipe",
+        "get_recipe",
+        "list_recipes",
+        "quick",
+        "resolve_recipe",
+    ),
     "keras_mimo.training.schedules": (
         "OneCycleLR",
         "OneCycleMomentum",

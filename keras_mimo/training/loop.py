@@ -1,41 +1,49 @@
-"""``train`` and ``evaluate``: a recipe through ``model.fit`` with logs, checkpoints and resume; a checkpoint at several N.
+"""The one run loop: a recipe through ``model.fit`` into a run folder, resumable, for both families.
 
-Output folder of a run (``output_dir``):
+:func:`train` resolves the recipe, lets the family's task (:class:`~keras_mimo.training.image.ImageTask`
+or :class:`~keras_mimo.training.lra.LRATask`) check its arguments and its data, then, in the run
+folder (``output_dir``):
 
-* ``config.json``: the resolved recipe and seed (a rerun must match it to resume);
-* ``last.keras`` (every epoch) and ``best.keras`` (best ``val_accuracy`` at the recipe's first
-  validation N), full Keras files written atomically (temporary file + ``os.replace``);
+* ``config.json``: the resolved recipe and the run's options (a rerun must match it to resume);
+* ``last.keras`` (every epoch) and ``best.keras`` (best ``val_accuracy``), full Keras files
+  written atomically (temporary file + ``os.replace``);
 * ``state.json``: last completed epoch, best value; ``log.csv``: one row per epoch (loss,
-  accuracy, ``val_accuracy_n{N}`` / ``val_loss_n{N}`` for each N, ``skipped_updates``,
-  ``learning_rate``, ``momentum``, ``epoch_time``...); ``tensorboard/``: the same as TensorBoard events;
-* ``results.json``: the final evaluation of ``last.keras`` at each N, and the total train time.
+  accuracy, validation metrics, and the bookkeeping the epoch line leaves out: learning rate,
+  momentum, iterations, skipped updates, ``train_time``, ``epoch_time``, ``steps_per_second``);
+  ``tensorboard/``: the same as TensorBoard events;
+* ``results.json``: the task's final evaluation, the train time, and the number of replicas.
 
 Rerunning the same command after a crash or SIGKILL resumes after the last completed epoch:
-weights, optimizer state (momentum buffers, step counter, so the same one-cycle position, and
-the gradient filter's state) come back from ``last.keras``; rows of unfinished epochs are
-dropped from ``log.csv``.
+weights and optimizer state (step counter, so the same schedule position) come back from
+``last.keras``, and rows of unfinished epochs are dropped from ``log.csv``. A run that fails before
+its first epoch is done leaves no run folder behind (unless the folder existed before).
+
+For the image family one epoch is N passes over the training split at capacity N; for Long
+Range Arena one epoch is ``eval_frequency`` optimizer steps, followed by a validation.
 """
 
 import csv
-import inspect
 import json
 import os
+import shutil
 import sys
 import time
 
 import keras
 
-from keras_mimo.checks import positive_int
 from keras_mimo.training import callbacks as cb
-from keras_mimo.training.optimizers import FilteredSGD
-from keras_mimo.training.precision import global_dtype_policy, mixed_precision_policy
-from keras_mimo.training.recipes import get_recipe
-from keras_mimo.training.recipes import quick as make_quick
-from keras_mimo.training.schedules import one_cycle
+from keras_mimo.training.precision import global_dtype_policy
+from keras_mimo.training.recipes import resolve_recipe
+
+# Epoch-log entries that go to log.csv and TensorBoard but not into the epoch line.
+SHOWN_IN_EPOCH_LINE = ("loss", "accuracy")
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Adds ``epoch_time`` (seconds of training and validation of the epoch) to the logs."""
+    """Adds ``epoch_time`` (seconds of training and validation of the epoch) to the logs.
+
+    Goes after the validation callbacks, so that their time is counted.
+    """
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -45,93 +53,42 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_time"] = time.perf_counter() - self._start
 
 
-def resolve_recipe(config, *, epochs=None, batch_size=None, lr=None, quick=False, **overrides):
-    """The recipe named ``config`` (or a TrainingRecipe) with command-line overrides applied."""
-    recipe = get_recipe(config)
-    if quick:
-        recipe = make_quick(recipe)
-    changes = {
-        k: v
-        for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, **overrides).items()
-        if v is not None
-    }
-    model_changes = {
-        k: v
-        for k, v in changes.get("model_overrides", {}).items()
-        if recipe.model_overrides.get(k) != v
-    }
-    if model_changes:  # the description names the recipe's own body; say what no longer holds
-        changes["description"] = (
-            recipe.description
-            + " Model overridden: "
-            + ", ".join(f"{k}={v!r}" for k, v in sorted(model_changes.items()))
-            + "."
-        )
-    return recipe.replace(**changes) if changes else recipe
+class TrainTimer(keras.callbacks.Callback):
+    """Logs ``train_time`` (seconds of the epoch's training steps) and ``steps_per_second``.
 
-
-def build_model(recipe, seed=0):
-    from keras_mimo.data import image_dataset_spec
-    from keras_mimo.models import create_model
-
-    spec = image_dataset_spec(recipe.dataset)
-    overrides = dict(recipe.model_overrides)
-    overrides.setdefault("num_classes", spec.num_classes)
-    overrides["input_shape"] = spec.input_shape
-    overrides.setdefault("seed", seed)
-    return create_model(recipe.model, **overrides)
-
-
-_STRATEGIES = {}
-
-
-def _distribution_scope(data_parallel):
-    """(scope, replicas): ``scope()`` gives a fresh context under which to build and compile (tf.distribute's scope).
-
-    On JAX the distribution is set globally (keras.distribution.set_distribution) and the scope is empty.
+    Must come first in the callback list, so that validation callbacks run after it.
     """
-    import contextlib
 
-    if not data_parallel:
-        return contextlib.nullcontext, 1
-    backend = keras.backend.backend()
-    if backend == "jax":
-        devices = keras.distribution.list_devices()
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-        return contextlib.nullcontext, len(devices)
-    if backend == "tensorflow":
-        import tensorflow as tf
+    def __init__(self, steps_per_epoch):
+        super().__init__()
+        self.steps_per_epoch = int(steps_per_epoch)
 
-        devices = tuple(
-            d.name
-            for d in (
-                tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            elapsed = time.perf_counter() - self._start
+            logs["train_time"] = elapsed
+            logs["steps_per_second"] = (
+                self.steps_per_epoch / elapsed if elapsed > 0 else float("nan")
             )
-        )
-        # One strategy per process and device set: a second MirroredStrategy in the same process can
-        # mismatch collective instances with the first one.
-        strategy = _STRATEGIES.get(devices)
-        if strategy is None:
-            strategy = _STRATEGIES[devices] = tf.distribute.MirroredStrategy(list(devices))
-        return strategy.scope, strategy.num_replicas_in_sync
-    raise NotImplementedError(
-        f"Data-parallel training is not supported on the {backend} backend yet: use KERAS_BACKEND=jax "
-        "(keras.distribution.DataParallel) or KERAS_BACKEND=tensorflow (tf.distribute.MirroredStrategy), "
-        "or train on one device without --data-parallel."
-    )
 
 
-def _clamp_split(dataset, split, data_dir):
-    """'train[:64]' -> 'train' when the split holds 64 examples or fewer (tensorflow-datasets rejects such slices)."""
-    import re
+class EpochLine(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar / epoch line showing loss, accuracy and the validation metrics only.
 
-    from keras_mimo.data import load_image_split
+    The bookkeeping entries (learning rate, momentum, iterations, skipped updates, timers) stay
+    in the logs for ``log.csv``, TensorBoard and History; only the printed line leaves them out.
+    """
 
-    match = re.fullmatch(r"\s*(\w+)\[:(\d+)\]\s*", split)
-    if not match:
-        return split
-    size = int(load_image_split(dataset, match.group(1), data_dir=data_dir).cardinality())
-    return match.group(1) if 0 <= size <= int(match.group(2)) else split
+    def on_epoch_end(self, epoch, logs=None):
+        shown = {
+            k: v
+            for k, v in (logs or {}).items()
+            if k in SHOWN_IN_EPOCH_LINE or k.startswith("val_")
+        }
+        super().on_epoch_end(epoch, shown)
 
 
 def _tensorboard_available():
@@ -140,19 +97,9 @@ def _tensorboard_available():
     return importlib.util.find_spec("tensorboard") is not None
 
 
-def _steps_of(dataset):
-    steps = int(dataset.cardinality())
-    if steps < 0:
-        steps = sum(1 for _ in dataset)
-    return steps
-
-
 def _compare_configs(saved, current, output_dir):
     keys = sorted(set(saved) | set(current))
-    prose = (
-        "data_dir",
-        "description",
-    )  # where the data lives and how a recipe is described do not change a run
+    prose = ("data_dir", "description")  # where the data live and the words do not change a run
     differences = {
         k: (saved.get(k), current.get(k))
         for k in keys
@@ -163,13 +110,13 @@ def _compare_configs(saved, current, output_dir):
             f"  {k}: saved {a!r}, now {b!r}" for k, (a, b) in sorted(differences.items())
         )
         raise ValueError(
-            f"{output_dir} holds a run with a different configuration, so it cannot be resumed:\n{lines}\n"
-            "Use another --output folder (or delete this one) to start a new run."
+            f"{output_dir} holds a run with a different configuration, so it cannot be resumed:\n"
+            f"{lines}\nUse another --output folder (or delete this one) to start a new run."
         )
 
 
 def _truncate_csv(path, first_epoch):
-    """Drops the rows of epochs >= ``first_epoch`` (written before a crash, for epochs that will be rerun)."""
+    """Drops the rows of epochs >= ``first_epoch`` (written before a crash, for epochs to rerun)."""
     if not os.path.exists(path):
         return
     with open(path, newline="") as stream:
@@ -186,32 +133,44 @@ def _truncate_csv(path, first_epoch):
 
 
 def prepare_run_folder(output_dir, run_config):
-    """Creates ``output_dir`` (absolute path returned), checks a resumed run has the same ``run_config``, cleans leftovers.
+    """Creates ``output_dir``, checks a resumed run has the same ``run_config``, cleans leftovers.
 
-    ``config.json`` is written on the first run; a rerun whose configuration differs (``data_dir``
-    aside) raises a ValueError listing the differences. Temporary files of a write that a crash
-    interrupted are removed.
+    Returns ``(absolute path, created)``; ``created`` is True when the folder did not exist.
+    ``config.json`` is written on the first run; a rerun whose configuration differs
+    (``data_dir`` and the description aside) raises a ValueError listing the differences, before
+    anything in the folder changes. Temporary files of a write that a crash interrupted are removed.
     """
     output_dir = os.path.abspath(os.fspath(output_dir))
-    os.makedirs(output_dir, exist_ok=True)
     run_config = json.loads(json.dumps(run_config))
     config_path = os.path.join(output_dir, "config.json")
     if os.path.exists(config_path):
         with open(config_path) as stream:
             _compare_configs(json.load(stream), run_config, output_dir)
-    else:
+    created = not os.path.exists(output_dir)
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        probe = os.path.join(output_dir, ".tmp-write-probe")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise PermissionError(
+            f"cannot write the run folder {output_dir} ({error.strerror}): choose a writable "
+            "--output folder."
+        ) from None
+    if not os.path.exists(config_path):
         cb.write_json_atomic(config_path, run_config)
     for leftover in os.listdir(output_dir):
         if leftover.startswith(".tmp-"):
             os.remove(os.path.join(output_dir, leftover))
-    return output_dir
+    return output_dir, created
 
 
 def resume_from_last(model, output_dir, steps_per_epoch, total_steps, name, verbose):
-    """Loads ``last.keras`` (weights and optimizer state) into a compiled model if there is one; returns the epoch to start at.
+    """Loads ``last.keras`` (weights, optimizer state) into a compiled model; returns the start epoch.
 
-    The epoch comes from the restored step counter, so the schedules continue where they stopped;
-    rows that ``log.csv`` holds for epochs about to be rerun are dropped.
+    The epoch comes from the restored step counter, so the schedules continue where they
+    stopped; rows that ``log.csv`` holds for epochs about to be rerun are dropped.
     """
     last_path = os.path.join(output_dir, "last.keras")
     initial_epoch = 0
@@ -231,7 +190,7 @@ def resume_from_last(model, output_dir, steps_per_epoch, total_steps, name, verb
 
 
 def run_folder_callbacks(output_dir, tensorboard, monitor="val_accuracy"):
-    """The callbacks that go last: epoch timer, ``log.csv``, TensorBoard (if wanted and installed), atomic checkpoints."""
+    """The callbacks that go last: epoch timer, ``log.csv``, TensorBoard, atomic checkpoints."""
     callbacks = [
         EpochTimer(),
         keras.callbacks.CSVLogger(os.path.join(output_dir, "log.csv"), append=True),
@@ -240,8 +199,8 @@ def run_folder_callbacks(output_dir, tensorboard, monitor="val_accuracy"):
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")))
     elif tensorboard:
         print(
-            "keras-mimo train: TensorBoard logs are off because the tensorboard package is not installed "
-            "(pip install tensorboard); log.csv has the same numbers.",
+            "keras-mimo train: TensorBoard logs are off because the tensorboard package is not "
+            "installed (pip install tensorboard); log.csv has the same numbers.",
             file=sys.stderr,
             flush=True,
         )
@@ -250,7 +209,7 @@ def run_folder_callbacks(output_dir, tensorboard, monitor="val_accuracy"):
 
 
 def logged_column(output_dir, column):
-    """``column`` of every row of the run's ``log.csv`` as floats (0.0 where a row lacks it); [] without a log."""
+    """``column`` of every row of the run's ``log.csv`` as floats (0.0 where a row lacks it)."""
     path = os.path.join(output_dir, "log.csv")
     if not os.path.exists(path):
         return []
@@ -259,330 +218,127 @@ def logged_column(output_dir, column):
 
 
 def compile_for_scoring(model):
-    """Compiles a loaded checkpoint for ``evaluate``: integer labels, logits, accuracy."""
+    """Compiles a loaded checkpoint for evaluation: integer labels, logits, accuracy."""
     model.compile(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")],
     )
 
 
-def _jsonable(value):
-    return list(value) if isinstance(value, tuple) else value
+def task_for(recipe, **options):
+    """The family task that trains ``recipe`` (image or Long Range Arena)."""
+    if recipe.family == "image":
+        from keras_mimo.training.image import ImageTask
 
+        return ImageTask(recipe, **options)
+    from keras_mimo.training.lra import LRATask
 
-def _model_argument(recipe, name, absent):
-    """The constructor argument ``name`` the recipe's model gets (its default if not set); ``absent`` if it has none."""
-    from keras_mimo.models.registry import model_class_and_config
-
-    cls, config = model_class_and_config(recipe.model)
-    parameter = inspect.signature(cls).parameters.get(name)
-    return (
-        absent
-        if parameter is None
-        else {**config, **recipe.model_overrides}.get(name, parameter.default)
-    )
-
-
-def check_superpositions(recipe):
-    """A ValueError unless every N the recipe validates at (and a dynamic run's lower N) divides the model's capacity."""
-    from keras_mimo.superposition import allowed_superpositions
-
-    capacity = _model_argument(recipe, "capacity", 1)
-    allowed = allowed_superpositions(capacity)
-    wrong = [n for n in recipe.eval_superpositions or () if n not in allowed]
-    if wrong:
-        raise ValueError(
-            f"eval_superpositions={recipe.eval_superpositions!r}: {recipe.name}'s model has capacity "
-            f"{capacity}, so it can be validated at N in {allowed} only, not {wrong}."
-        )
-    if recipe.dynamic_p is not None and recipe.dynamic_low not in allowed:
-        raise ValueError(
-            f"dynamic_low={recipe.dynamic_low}: {recipe.name}'s model has capacity {capacity}, so "
-            f"the lower N must be one of {allowed}."
-        )
-
-
-def check_isometry_every(recipe, every):
-    """Returns ``every`` (lazy isometry regularisation) if it is a positive int the recipe's model can use; else a ValueError."""
-    every = positive_int("isometry_every", every, hint=" (1: the penalty on every update)")
-    if every > 1:
-        if not _model_argument(recipe, "isometry_regularization", 0.0):
-            raise ValueError(
-                f"isometry_every={every}: {recipe.name}'s model ({recipe.model}) has no isometry "
-                "regulariser to apply lazily; leave it at 1."
-            )
-    return every
-
-
-def check_run_arguments(recipe, steps_per_epoch, mixed_precision, isometry_every):
-    """Checks a run's arguments beyond the recipe's own fields (a ValueError naming the bad one); returns its dtype policy.
-
-    ``train`` calls it before making the run folder; the CLI calls it first to print a one-line error.
-    """
-    if steps_per_epoch is not None:
-        positive_int(
-            "steps_per_epoch", steps_per_epoch, hint=" (or leave it out: every full batch)"
-        )
-    check_superpositions(recipe)
-    policy = image_precision_policy(mixed_precision)
-    check_isometry_every(recipe, isometry_every)
-    return policy
-
-
-def image_precision_policy(mode):
-    """The dtype policy of an image run for ``--mixed-precision mode`` (None: float32, the reference's)."""
-    policy = mixed_precision_policy(mode)
-    if policy == "mixed_float16":
-        raise ValueError(
-            "mixed_precision='float16' is not available for the image recipes: it needs loss scaling, "
-            "whose skipped overflow steps would shift the step counter that schedules and resuming "
-            "rely on. Use 'bfloat16' (no loss scaling needed) or 'off'."
-        )
-    return policy
+    return LRATask(recipe, **options)
 
 
 def train(
-    config,
-    output_dir,
-    *,
-    epochs=None,
-    batch_size=None,
-    lr=None,
-    data_dir=None,
-    seed=0,
-    quick=False,
-    verbose="auto",
-    data_parallel=False,
-    tensorboard=True,
-    steps_per_epoch=None,
-    jit_compile="auto",
-    mixed_precision="off",
-    isometry_every=1,
-    extra_callbacks=(),
-    **overrides,
-):
-    """Trains recipe ``config`` into ``output_dir``, resuming an interrupted run there; returns the final results dict.
-
-    ``epochs``, ``batch_size`` (superpositions per batch), ``lr`` and any other ``TrainingRecipe``
-    field (``overrides``) replace the recipe's values; ``quick=True`` shrinks it to a CPU smoke test.
-    ``data_parallel=True`` trains on all local devices (JAX: keras.distribution.DataParallel;
-    TensorFlow: tf.distribute.MirroredStrategy; not supported on PyTorch yet).
-    ``steps_per_epoch`` caps the updates per epoch (the schedule is sized to match).
-    ``jit_compile`` is handed to ``model.compile`` ("auto": Keras' choice per backend).
-    ``mixed_precision``: "off"/"auto" (float32, as the reference) or "bfloat16" (Keras' mixed_bfloat16:
-    float32 weights and logits, bfloat16 convolutions; 2-4x faster convolutions on CPUs with AMX
-    and on recent GPUs). A run folder remembers it, and a rerun with another precision is refused.
-    ``isometry_every=k`` > 1 computes the isometry penalty on every k-th update only, weighted k
-    (``callbacks.LazyIsometry``): the same gradient on average for a k-th of its fixed cost per step.
-    """
-    recipe = resolve_recipe(
-        config, epochs=epochs, batch_size=batch_size, lr=lr, quick=quick, **overrides
-    )
-    policy = check_run_arguments(recipe, steps_per_epoch, mixed_precision, isometry_every)
-    run_config = {k: _jsonable(v) for k, v in recipe.to_dict().items()}
-    run_config.update(
-        seed=seed, steps_per_epoch_cap=steps_per_epoch, data_parallel=bool(data_parallel)
-    )
-    if (
-        policy
-    ):  # float32 runs keep the config.json of earlier versions, so their folders still resume
-        run_config["mixed_precision"] = policy
-    if isometry_every > 1:  # likewise recorded only when not the default
-        run_config["isometry_every"] = isometry_every
-    output_dir = prepare_run_folder(output_dir, run_config)
-    with global_dtype_policy(policy):
-        return _train(
-            recipe,
-            output_dir,
-            data_dir,
-            seed,
-            verbose,
-            data_parallel,
-            tensorboard,
-            steps_per_epoch,
-            jit_compile,
-            isometry_every,
-            extra_callbacks,
-        )
-
-
-def _train(
     recipe,
     output_dir,
-    data_dir,
-    seed,
-    verbose,
-    data_parallel,
-    tensorboard,
-    steps_per_epoch,
-    jit_compile,
-    isometry_every,
-    extra_callbacks,
+    *,
+    quick=False,
+    data_dir=None,
+    seed=None,
+    verbose="auto",
+    tensorboard=True,
+    jit_compile="auto",
+    mixed_precision="auto",
+    data_parallel=False,
+    steps_per_epoch=None,
+    isometry_every=1,
+    extra_callbacks=(),
+    grid=None,
+    max_length=None,
+    **changes,
 ):
-    from keras_mimo.data import (
-        image_dataset_spec,
-        image_eval_dataset,
-        image_train_dataset,
-        load_image_split,
-    )
+    """Trains ``recipe`` (a name or a Recipe) into ``output_dir``, resuming a run there.
 
+    Returns the final results dict (also written to ``results.json``).
+
+    ``changes`` replace recipe fields (``epochs``, ``batch_size``, ``lr``, ``steps``,
+    ``model_overrides``, ...; see :class:`~keras_mimo.training.recipes.Recipe`); ``quick=True``
+    shrinks the recipe to a CPU smoke test; ``grid`` / ``max_length`` change an LRA recipe's
+    grid and sequence length; ``seed`` replaces the recipe's seed.
+    ``mixed_precision``: "auto" (the reference's choice: float32 for images, float16 for LRA on a
+    GPU), "off", "bfloat16" (float32 weights and logits, bfloat16 compute) or "float16" (LRA only).
+    Image recipes also take ``data_parallel`` (all local devices: JAX DataParallel or TF
+    MirroredStrategy), ``steps_per_epoch`` (a cap on updates per epoch; the schedule is sized to
+    match) and ``isometry_every=k`` (the isometry penalty on every k-th update, weighted k).
+    ``jit_compile`` goes to ``model.compile``. Every argument is checked, and the data found,
+    before the run folder is made: mistakes raise ValueError (or FileNotFoundError for missing
+    data) naming the problem and the fix.
+
+    Example:
+
+    >>> results = train("mimoconv-10-2.fashion-mnist-n2", "runs/n2", quick=True)
+    >>> results["accuracy"]  # {"2": ...}
+    """
+    recipe = resolve_recipe(recipe, quick=quick, grid=grid, max_length=max_length, **changes)
+    if seed is not None:
+        recipe = recipe.replace(seed=int(seed))
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-
-    keras.utils.set_random_seed(seed)
-    scope, replicas = _distribution_scope(data_parallel)
-    spec = image_dataset_spec(recipe.dataset)
-    with scope():
-        model = build_model(recipe, seed)
-    capacity = model.capacity
-    one_hot = bool(recipe.mixup_alpha)
-    recipe = recipe.replace(
-        train_split=_clamp_split(recipe.dataset, recipe.train_split, data_dir),
-        eval_split=_clamp_split(recipe.dataset, recipe.eval_split, data_dir),
-    )
-
-    # Every epoch is `capacity` passes over the split in batches of batch_size * capacity images, the
-    # last partial batch dropped: examples // batch_size steps.
-    examples = int(
-        load_image_split(recipe.dataset, recipe.train_split, data_dir=data_dir).cardinality()
-    )
-    full_steps = examples // recipe.batch_size
-    if full_steps == 0:
-        raise ValueError(
-            f"{recipe.train_split} of {spec.title} holds fewer than one batch of "
-            f"{recipe.batch_size * capacity} images: lower --batch-size."
-        )
-    steps = full_steps if steps_per_epoch is None else min(full_steps, int(steps_per_epoch))
-    data_epochs = -(
-        -recipe.epochs * steps // full_steps
-    )  # a capped epoch takes the next `steps` batches
-    eval_superpositions = tuple(recipe.eval_superpositions or (capacity,))
-    eval_data = image_eval_dataset(
-        recipe.dataset,
-        recipe.batch_size,
-        capacity,
+    task = task_for(
+        recipe,
+        output_dir=os.path.abspath(os.fspath(output_dir)),
         data_dir=data_dir,
-        split=recipe.eval_split,
-        one_hot_labels=one_hot,
+        mixed_precision=mixed_precision,
+        data_parallel=data_parallel,
+        steps_per_epoch=steps_per_epoch,
+        isometry_every=isometry_every,
     )
-    total_steps = recipe.epochs * steps
-    with scope():
-        lr_schedule, momentum_schedule = one_cycle(
-            recipe.lr,
-            max(total_steps, 2),
-            recipe.pct_start,
-            recipe.div_factor,
-            recipe.final_div_factor,
-            recipe.base_momentum,
-            recipe.max_momentum,
-        )
-        optimizer = FilteredSGD(
-            lr_schedule,
-            momentum=momentum_schedule,
-            weight_decay=recipe.weight_decay,
-            gradient_filter=recipe.gradient_filter,
-            global_clipnorm=recipe.clipnorm,
-        )
-        if one_hot:
-            loss, accuracy = (
-                keras.losses.CategoricalCrossentropy(from_logits=True),
-                keras.metrics.CategoricalAccuracy("accuracy"),
-            )
-        else:
-            loss, accuracy = (
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                keras.metrics.SparseCategoricalAccuracy("accuracy"),
-            )
-        model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], jit_compile=jit_compile)
+    task.check()  # arguments, then the data: all before the run folder exists
+    output_dir, created = prepare_run_folder(output_dir, task.run_config())
+    try:
+        with global_dtype_policy(task.policy):
+            return _run(task, output_dir, verbose, tensorboard, jit_compile, extra_callbacks)
+    except BaseException:
+        if created and not os.path.exists(os.path.join(output_dir, "last.keras")):
+            shutil.rmtree(output_dir, ignore_errors=True)  # nothing done: nothing to resume
+        raise
 
-        initial_epoch = resume_from_last(
-            model, output_dir, steps, total_steps, recipe.name, verbose
-        )
 
-    callbacks = []
-    if isometry_every > 1:  # before the validation callback, which must see the penalty at scale 1
-        callbacks.append(cb.LazyIsometry(isometry_every))
-    if recipe.dynamic_p is not None:
-        callbacks.append(
-            cb.DynamicSuperposition(capacity, low=recipe.dynamic_low, p=recipe.dynamic_p, seed=seed)
-        )
-    callbacks += [
-        cb.GradientFilterCallback(verbose=1 if verbose else 0),
-        cb.ScheduleLogger(),
-        cb.MultiSuperpositionValidation(eval_data, eval_superpositions),
+def _run(task, output_dir, verbose, tensorboard, jit_compile, extra_callbacks):
+    recipe = task.recipe
+    keras.utils.set_random_seed(recipe.seed)
+    model = task.build_and_compile(jit_compile)
+    initial_epoch = resume_from_last(
+        model, output_dir, task.steps_per_epoch, task.total_steps, recipe.name, verbose
+    )
+    callbacks = [
+        TrainTimer(task.steps_per_epoch),
+        *task.callbacks(model, initial_epoch, verbose),
         *extra_callbacks,
         *run_folder_callbacks(output_dir, tensorboard),
+        EpochLine(),
     ]
     if verbose:
-        print(
-            f"{recipe.name}: {recipe.description}\n  {model.count_params():,} parameters, capacity {capacity}, "
-            f"{recipe.batch_size} superpositions ({recipe.batch_size * capacity} images) per batch, {steps} steps/epoch, "
-            f"{recipe.epochs} epochs, {replicas} device(s), {keras.config.dtype_policy().name}; output {output_dir}",
-            flush=True,
-        )
-        left_over = (examples - full_steps * recipe.batch_size) * capacity
-        if left_over > 0:
-            print(
-                f"  Each epoch leaves out the last {left_over} of its {examples * capacity} reshuffled images "
-                "(a different random few every epoch), as the reference's drop_last: every batch keeps its shape.",
-                flush=True,
-            )
-    if initial_epoch < recipe.epochs:
-        # One stream of every remaining epoch, each drawn from (seed, epoch) alone, so a resumed run
-        # continues the data order of the uninterrupted one.
-        done_batches = initial_epoch * steps
-        train_data = image_train_dataset(
-            recipe.dataset,
-            recipe.batch_size,
-            capacity,
-            data_dir=data_dir,
-            split=recipe.train_split,
-            seed=seed,
-            augment=recipe.augment,
-            mixup_alpha=recipe.mixup_alpha or None,
-            one_hot_labels=one_hot,
-            passes_per_epoch=capacity,
-            drop_remainder=True,
-            epochs=data_epochs,
-            first_epoch=done_batches // full_steps,
-        ).skip(done_batches % full_steps)
+        print(task.describe(model, output_dir), flush=True)
+    if initial_epoch < task.epochs:
         model.fit(
-            train_data,
-            epochs=recipe.epochs,
+            task.train_data(initial_epoch),
+            epochs=task.epochs,
             initial_epoch=initial_epoch,
-            steps_per_epoch=steps,
+            steps_per_epoch=task.steps_per_epoch,
             shuffle=False,
             callbacks=callbacks,
             verbose=verbose,
         )
-    return _final_results(model, eval_data, eval_superpositions, output_dir, recipe, verbose)
-
-
-def _final_results(model, eval_data, superpositions, output_dir, recipe, verbose):
-    validation = cb.MultiSuperpositionValidation(eval_data, superpositions)
-    validation.set_model(model)
-    metrics = validation.evaluate_all()
-    epoch_times = logged_column(output_dir, "epoch_time")
-    train_time, epochs_logged = sum(epoch_times), len(epoch_times)
-    results = dict(
+    results = task.final_results(model, output_dir)
+    results.update(
         recipe=recipe.name,
+        architecture=recipe.architecture,
         dataset=recipe.dataset,
-        split=recipe.eval_split,
-        epochs=epochs_logged,
-        train_time_s=round(train_time, 1),
-        accuracy={str(n): metrics[f"val_accuracy_n{n}"] for n in superpositions},
-        loss={str(n): metrics[f"val_loss_n{n}"] for n in superpositions},
+        replicas=task.replicas,
         state=cb.read_state(output_dir),
     )
     cb.write_json_atomic(os.path.join(output_dir, "results.json"), results)
     if verbose:
-        accuracy = ", ".join(
-            f"N={n}: {100 * results['accuracy'][str(n)]:.2f}%" for n in superpositions
-        )
-        print(
-            f"{recipe.name}: {recipe.eval_split} accuracy {accuracy}; train time {train_time:.0f} s",
-            flush=True,
-        )
+        print(task.summary(results), flush=True)
     return results
 
 
@@ -594,28 +350,49 @@ def evaluate(
     data_dir=None,
     batch_size=128,
     split="test",
+    data_options=None,
     verbose=0,
 ):
-    """Accuracy and loss of a saved ``.keras`` model on ``split`` of ``dataset`` at each N; returns {N: {"accuracy", "loss"}}."""
-    import keras_mimo.models  # noqa: F401  (registers the model classes)
-    from keras_mimo.data import image_eval_dataset
-    from keras_mimo.superposition import check_superposition
+    """Accuracy and loss of a saved ``.keras`` model on ``split`` of ``dataset`` at each N or grid.
 
+    Returns ``{N: {"accuracy", "loss"}}`` for image datasets and ``{"MxN": {...}}`` for Long Range
+    Arena tasks (``superpositions`` then holds grids: ``"2x2"`` or pairs). Everything is checked
+    before any data are read: the checkpoint is a file, the model fits the dataset's family and
+    classes, and every N divides its capacity.
+
+    Example:
+
+    >>> evaluate("runs/n2/best.keras", "fashion-mnist", [1, 2])
+    """
+    from keras_mimo.registry import get_dataset
+
+    info = get_dataset(dataset)
     if not os.path.isfile(checkpoint):
-        raise ValueError(
-            f"checkpoint {str(checkpoint)!r} is not a file: pass a .keras file that keras-mimo train "
-            "wrote (best.keras or last.keras in the run folder)."
+        raise FileNotFoundError(
+            f"checkpoint {str(checkpoint)!r} is not a file: pass a .keras file that keras-mimo "
+            "train wrote (best.keras or last.keras in the run folder)."
         )
+    import keras_mimo.models  # noqa: F401  (registers the model classes)
+
     model = keras.saving.load_model(checkpoint, compile=False)
-    capacity = getattr(model, "capacity", 1)
-    superpositions = [
-        check_superposition(n, capacity) for n in (superpositions or [capacity])
-    ]  # all before any pass
-    compile_for_scoring(model)
-    data = image_eval_dataset(dataset, batch_size, capacity, data_dir=data_dir, split=split)
-    results = {}
-    for n in superpositions:
-        model.superposition = n
-        metrics = model.evaluate(data, verbose=verbose, return_dict=True)
-        results[n] = {"accuracy": float(metrics["accuracy"]), "loss": float(metrics["loss"])}
-    return results
+    if info.family == "image":
+        from keras_mimo.training.image import evaluate_image
+
+        return evaluate_image(
+            model, checkpoint, info, superpositions, data_dir, batch_size, split, verbose
+        )
+    from keras_mimo.training.lra import evaluate_lra
+
+    return evaluate_lra(
+        model, checkpoint, info, superpositions, data_dir, batch_size, split, data_options
+    )
+
+
+def check_classes(model_classes, info, what):
+    """A ValueError when a model with ``model_classes`` outputs cannot score ``info``'s labels."""
+    if model_classes is not None and model_classes < info.num_classes:
+        raise ValueError(
+            f"{what} has {model_classes} classes, but {info.title} labels go up to "
+            f"{info.num_classes - 1}: use a model with num_classes={info.num_classes} (or the "
+            "dataset it was made for)."
+        )

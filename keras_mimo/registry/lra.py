@@ -1,4 +1,4 @@
-"""Named MIMOFormer / Performer configurations and training recipes for Long Range Arena (DESIGN.md section 3).
+"""The reference's Long Range Arena models and training settings, as data (docs/design.md section 3).
 
 Every number comes from the reference's ``MIMOFormer/code/lra_config.py`` and ``run_tasks.py``
 (github IBM/multiple-input-multiple-output-nets, Apache-2.0) unless a comment says otherwise.
@@ -77,27 +77,37 @@ image       256   1e-4    175    70000  10000    175   20    4 x 4   2 x 2     1
 pathfinder  256   1e-4    312    124800 20800    312   312   4 x 4   2 x 2     1024
 =========== ===== ======= ====== ====== ======== ===== ===== ======= ========= =========
 
-Weight decay is 0 everywhere. Reproduce a row on a GPU with ``keras-mimo train --config NAME``
-(``training_recipe(NAME)['command']``).
+Weight decay is 0 everywhere. Each architecture ``A`` has one recipe, ``A.TASK`` (for example
+``mimoformer-att-listops.listops``): ``keras-mimo train --recipe A.TASK`` reproduces its row on a GPU.
+This module is keras-free: :mod:`keras_mimo.registry.architectures` and
+:mod:`keras_mimo.training.recipes` build the named architectures and recipes from it.
 """
 
-from keras_mimo.models.mimoformer.mimoformer import MIMOFormer, Performer
+from keras_mimo.registry.datasets import DATASETS, LRA_TASK_NAMES
 
-LRA_TASK_NAMES = ("listops", "text", "retrieval", "image", "pathfinder")
 
-# Per task: what keras-mimo's tokenisers give (keras_mimo.data.lra.LRA_TASKS) and what the model needs.
-_TASK = {
-    # reference vocab_size 32; our ListOps vocabulary (LISTOPS_VOCAB) has 19 tokens
-    "listops": dict(vocab_size=19, num_classes=10, max_length=2048),  # max_seq_len 2000 -> 2048
-    # reference vocab_size 512; our byte tokeniser gives 256 bytes + 1 (padding 0)
-    "text": dict(vocab_size=257, num_classes=2, max_length=4096),  # max_seq_len 4000 -> 4096
-    "retrieval": dict(
-        vocab_size=257, num_classes=2, max_length=4096, dual=True
-    ),  # idem, ModelForSCDual
-    # reference vocab_size 512; grey levels 0..255 with token_offset 0
-    "image": dict(vocab_size=256, num_classes=10, max_length=1024),
-    "pathfinder": dict(vocab_size=256, num_classes=2, max_length=1024),
-}
+def _power_of_two_at_least(n):
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def task_arguments(task, length=None):
+    """The model arguments a task's data fix: vocabulary, classes, position table, dual encoder.
+
+    ``max_length`` is the sequence length (``length``, else the recipe's) rounded up to a power of
+    two, as the reference's ``run_tasks.py`` sizes its position table (2000 -> 2048).
+    """
+    info = DATASETS[task]
+    if length is None:
+        length = LRA_RECIPES[task]["data"].get("max_length", info.default_length)
+    arguments = dict(
+        vocab_size=info.vocab_size,
+        num_classes=info.num_classes,
+        max_length=_power_of_two_at_least(length),
+    )
+    if task == "retrieval":
+        arguments["dual"] = True  # the reference's ModelForSCDual
+    return arguments
+
 
 # lra_config.py "model" blocks: embedding_dim, transformer_hidden_dim, head_dim, num_head, num_layers.
 _ARCH = {
@@ -256,69 +266,34 @@ def _name(prefix, task, variant):
     return f"{prefix}-{task}" + ("" if variant == "wide" else f"-{variant}")
 
 
-def _build_configs():
-    configs, meta = {}, {}
+def lra_architectures():
+    """``name -> (class name, constructor arguments, description, facts)`` of every LRA model.
+
+    ``facts`` holds ``task``, ``variant``, ``attention`` and ``capacity`` (the M x N grid; 1 x 1
+    for the Performer baseline).
+    """
+    label = {
+        "wide": "wide",
+        "deep": "deep",
+        "small": "small (the reference's active Retrieval model)",
+    }
+    entries = {}
     for task in LRA_TASK_NAMES:
         for variant, arch in _ARCH[task].items():
             for prefix, (attention, ref_name, words) in FAMILIES.items():
-                name = _name(prefix, task, variant)
-                kwargs = {**_TASK[task], **arch, **_COMMON}
+                kwargs = {**task_arguments(task), **arch, **_COMMON}
                 if attention == "performer":
-                    cls = Performer
-                    capacity = (1, 1)
+                    class_name, capacity = "Performer", (1, 1)
                 else:
-                    cls = MIMOFormer
-                    capacity = _CAPACITY[task][attention]
+                    class_name, capacity = "MIMOFormer", _CAPACITY[task][attention]
                     kwargs.update(attention=attention, capacity=capacity)
-                heads = f"{arch['num_heads']} heads x {arch['num_layers']} layer{'s' * (arch['num_layers'] > 1)}"
+                layers = arch["num_layers"]
+                heads = f"{arch['num_heads']} heads x {layers} layer{'s' * (layers > 1)}"
                 grid = "" if attention == "performer" else f", grid {capacity[0]} x {capacity[1]}"
-                label = {
-                    "wide": "wide",
-                    "deep": "deep",
-                    "small": "small (the reference's active Retrieval model)",
-                }
                 description = (
                     f"LRA {task}: {words}{grid}, {label[variant]} model "
                     f"({arch['embedding_dim']}-dim, {heads}; reference {ref_name})."
                 )
-                configs[name] = (cls, kwargs, description)
-                meta[name] = dict(
-                    task=task, variant=variant, attention=attention, capacity=capacity
-                )
-    return configs, meta
-
-
-MIMOFORMER_CONFIGS, _META = _build_configs()
-
-
-def list_mimoformer_configs():
-    """Names of every LRA configuration (also in :func:`keras_mimo.models.list_models`)."""
-    return sorted(MIMOFORMER_CONFIGS)
-
-
-def training_recipe(name):
-    """The training recipe of one configuration: the task's ``LRA_RECIPES`` entry, made concrete.
-
-    Adds ``model`` (the configuration name), ``task``, ``variant``, ``attention``, ``grid`` (M, N),
-    ``batch_bundles`` (bundles per step at the full grid), ``mimo_warmup_steps`` (0 but for 'att.'),
-    ``command`` (what reproduces the row on a GPU) and the shared optimiser settings.
-    """
-    if name not in MIMOFORMER_CONFIGS:
-        raise ValueError(
-            f"Unknown MIMOFormer configuration {name!r}. Known: {', '.join(list_mimoformer_configs())}."
-        )
-    meta = _META[name]
-    recipe = {**RECIPE_COMMON, **LRA_RECIPES[meta["task"]]}
-    recipe["data"] = dict(recipe["data"])
-    m, n = meta["capacity"]
-    recipe.update(
-        model=name,
-        task=meta["task"],
-        variant=meta["variant"],
-        attention=meta["attention"],
-        grid=(m, n),
-        batch_bundles=recipe["batch_size"] // (m * n),
-        mimo_warmup_steps=recipe["mimo_warmup_steps"] if meta["attention"] == "att" else 0,
-        command=f"keras-mimo train --config {name}",
-    )
-    return recipe
+                facts = dict(task=task, variant=variant, attention=attention, capacity=capacity)
+                entries[_name(prefix, task, variant)] = (class_name, kwargs, description, facts)
+    return entries
