@@ -1,5 +1,5 @@
 """Training MIMOFormer / Performer with the LRA recipes: CyclicAdamW against torch, recipe resolution, the
-``keras-mimo train --config mimoformer-*`` path end to end on small real pipelines, resume, and bad flags."""
+``keras-mimo train --recipe mimoformer-*`` path end to end on small real pipelines, resume, and bad flags."""
 
 import csv
 import json
@@ -9,8 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_mimo.models.mimoformer.configs import MIMOFORMER_CONFIGS, training_recipe
-from keras_mimo.training.lra import resolve_lra_recipe, train_lra
+from keras_mimo.registry import UnknownNameError
+from keras_mimo.training import train
+from keras_mimo.training.recipes import get_recipe, list_recipes, resolve_recipe
 from keras_mimo.training.optimizers import CyclicAdamW
 from keras_mimo.training.schedules import OneCycleLR, OneCycleMomentum
 
@@ -24,6 +25,18 @@ def run_cli(*args):
     from keras_mimo import cli
 
     return cli.main(list(map(str, args)))
+
+
+def cli_error(capsys, *args):
+    """The one-line message of a command-line mistake (exit status 2, no traceback)."""
+    capsys.readouterr()
+    assert run_cli(*args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+_RECIPE_NAMES = list_recipes("lra")
 
 
 # ------------------------------------------------------------------------------------------------ optimizer
@@ -86,25 +99,23 @@ def test_cyclic_adamw_follows_torch_adamw_with_linear_one_cycle():
 
 
 # ------------------------------------------------------------------------------------------------ recipes
-def test_every_lra_configuration_resolves_to_the_reference_recipe():
-    for name in MIMOFORMER_CONFIGS:
-        recipe = resolve_lra_recipe(name)
-        reference = training_recipe(name)
-        assert recipe["num_train_steps"] == reference["num_train_steps"]
-        assert recipe["num_train_steps"] % recipe["eval_frequency"] == 0
-        assert recipe["epochs"] * recipe["eval_frequency"] == recipe["num_train_steps"]
-        assert recipe["seed"] == 1234 and recipe["learning_rate"] == 1e-4
-        assert recipe["mimo_warmup_steps"] == (
-            reference["mimo_warmup_steps"] if name.startswith("mimoformer-att-") else 0
+def test_every_lra_architecture_has_its_reference_recipe():
+    assert len(_RECIPE_NAMES) == 33
+    for name in _RECIPE_NAMES:
+        recipe = resolve_recipe(name)
+        assert recipe.family == "lra" and recipe.optimizer == "adamw"
+        assert recipe.steps % recipe.eval_frequency == 0
+        assert recipe.seed == 1234 and recipe.lr == 1e-4
+        assert recipe.mimo_warmup_steps == (
+            get_recipe(name).mimo_warmup_steps if name.startswith("mimoformer-att-") else 0
         )
-        if "max_length" in recipe["data"]:
-            assert recipe["model_kwargs"]["max_length"] >= recipe["data"]["max_length"]
-        json.dumps(recipe)  # stored as the run's config.json
+        assert recipe.model_overrides == {}  # the architecture as the reference sizes it
+        json.dumps(recipe.to_dict())  # stored as the run's config.json
 
 
 def test_lra_recipe_overrides_and_errors():
-    recipe = resolve_lra_recipe(
-        "mimoformer-att-listops",
+    recipe = resolve_recipe(
+        "mimoformer-att-listops.listops",
         steps=1001,
         eval_frequency=100,
         max_length=500,
@@ -114,46 +125,43 @@ def test_lra_recipe_overrides_and_errors():
         seed=3,
         model_overrides=dict(embedding_dim=32, num_heads=2),
     )
-    assert (
-        recipe["num_train_steps"] == 1100 and recipe["epochs"] == 11
-    )  # rounded up to whole evaluation blocks
-    assert recipe["data"]["max_length"] == 500 and recipe["model_kwargs"]["max_length"] == 512
-    assert (
-        recipe["batch_bundles"] == 2 and recipe["seed"] == 3 and recipe["mimo_warmup_steps"] == 20
-    )
-    assert recipe["model_kwargs"]["embedding_dim"] == 32 and recipe["model_kwargs"]["capacity"] == [
-        4,
-        4,
-    ]
-    quick = resolve_lra_recipe("mimoformer-attmlp-listops", quick=True)
-    assert quick["name"] == "mimoformer-attmlp-listops-quick" and quick["batch_size"] == 8
-    assert quick["model_kwargs"]["num_layers"] == 1 and quick["data"]["max_length"] == 64
-    two_by_two = resolve_lra_recipe("mimoformer-att-listops", grid="2x2")
-    assert two_by_two["grid"] == [2, 2] and two_by_two["model_kwargs"]["capacity"] == [2, 2]
-    assert two_by_two["batch_bundles"] == 16 and two_by_two["mimo_warmup_steps"] == 3000
+    assert recipe.steps == 1100  # rounded up to whole evaluation blocks
+    assert recipe.data_options["max_length"] == 500 and recipe.model_overrides["max_length"] == 512
+    assert recipe.batch_bundles == 2 and recipe.seed == 3 and recipe.mimo_warmup_steps == 20
+    assert recipe.model_overrides["embedding_dim"] == 32 and recipe.grid == (4, 4)
+    quick = resolve_recipe("mimoformer-attmlp-listops.listops", quick=True)
+    assert quick.name == "mimoformer-attmlp-listops.listops-quick" and quick.batch_size == 8
+    assert quick.model_overrides["num_layers"] == 1 and quick.data_options["max_length"] == 64
+    two_by_two = resolve_recipe("mimoformer-att-listops.listops", grid="2x2")
+    assert two_by_two.grid == (2, 2) and two_by_two.model_overrides["capacity"] == [2, 2]
+    assert two_by_two.batch_bundles == 16 and two_by_two.mimo_warmup_steps == 3000
+    quick_grid = resolve_recipe("mimoformer-att-listops.listops", grid="2x2", quick=True)
+    assert quick_grid.batch_size == 8 and quick_grid.batch_bundles == 2
     with pytest.raises(ValueError, match="grid must be 1 x 1"):
-        resolve_lra_recipe("performer-listops", grid=(2, 2))
+        resolve_recipe("performer-listops.listops", grid=(2, 2))
     with pytest.raises(ValueError, match="two positive integers"):
-        resolve_lra_recipe("mimoformer-att-listops", grid="2x")
+        resolve_recipe("mimoformer-att-listops.listops", grid="2x")
     with pytest.raises(ValueError, match="multiple of 16"):
-        resolve_lra_recipe("mimoformer-att-listops", batch_size=40)
+        resolve_recipe("mimoformer-att-listops.listops", batch_size=40)
     with pytest.raises(ValueError, match="fixed size"):
-        resolve_lra_recipe("performer-image", max_length=256)
-    with pytest.raises(ValueError, match="only applies to mimoformer-att"):
-        resolve_lra_recipe("performer-listops", mimo_warmup_steps=10)
+        resolve_recipe("performer-image.image", max_length=256)
+    with pytest.raises(ValueError, match="only applies to\n?.*mimoformer-att"):
+        resolve_recipe("performer-listops.listops", mimo_warmup_steps=10)
     with pytest.raises(ValueError, match="below the number of steps"):
-        resolve_lra_recipe("performer-listops", steps=100, eval_frequency=50, warmup_steps=100)
-    with pytest.raises(ValueError, match="Unknown MIMOFormer configuration"):
-        resolve_lra_recipe("mimoformer-att-chess")
+        resolve_recipe("performer-listops.listops", steps=100, eval_frequency=50, warmup_steps=100)
+    with pytest.raises(UnknownNameError, match="Did you mean 'mimoformer-att-listops.listops'"):
+        resolve_recipe("mimoformer-att-listops.listop")
+    with pytest.raises(ValueError, match="applies to the Long Range Arena recipes only"):
+        resolve_recipe("wrn-10-2.mnist", grid="2x2")
     for kwargs, message in [
         (dict(max_length=0), "max_length=0 must be a positive integer"),
-        (dict(steps=2.5), "num_train_steps=2.5 must be a positive integer"),
-        (dict(eval_steps=0), "num_eval_steps=0 must be a positive integer"),
-        (dict(lr=float("inf")), "learning_rate=inf must be a finite number > 0"),
+        (dict(steps=2.5), "steps=2.5 must be a positive integer"),
+        (dict(eval_steps=0), "eval_steps=0 must be a positive integer"),
+        (dict(lr=float("inf")), "lr=inf must be a finite number > 0"),
         (dict(mimo_warmup_steps=-1), "mimo_warmup_steps=-1 must be an integer >= 0"),
     ]:
         with pytest.raises(ValueError, match=message):
-            resolve_lra_recipe("mimoformer-att-listops", **kwargs)
+            resolve_recipe("mimoformer-att-listops.listops", **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -169,16 +177,16 @@ class GridRecorder(keras.callbacks.Callback):
 
 
 @pytest.mark.parametrize(
-    "config", ["mimoformer-att-listops", "mimoformer-attmlp-listops"]
+    "config", ["mimoformer-att-listops.listops", "mimoformer-attmlp-listops.listops"]
 )  # performer: the CLI test
 def test_quick_listops_runs_train_validate_and_test(tmp_path, config):
     out = tmp_path / config
     recorder = GridRecorder()
-    results = train_lra(
+    results = train(
         config, out, quick=True, verbose=0, tensorboard=False, extra_callbacks=[recorder]
     )
     rows = read_log(out / "log.csv")
-    full = tuple(training_recipe(config)["grid"])
+    full = tuple(get_recipe(config).grid)
     label = "grid" + "x".join(map(str, full))
     assert [int(r["epoch"]) for r in rows] == [0, 1]
     for key in (
@@ -209,8 +217,8 @@ def test_quick_listops_runs_train_validate_and_test(tmp_path, config):
     assert (out / "listops-quick-data" / "basic_train.tsv").exists()
     # best.keras, evaluated at the full grid, scores what the run logged at its best step when the validation
     # batches (2 of batch_size sequences) cover the whole quick dev split (16 sequences).
-    recipe = resolve_lra_recipe(config, quick=True)
-    if 2 * recipe["batch_size"] >= 16:
+    recipe = resolve_recipe(config, quick=True)
+    if 2 * recipe.batch_size >= 16:
         best_row = rows[results["best_dev_step"] // 2 - 1]
         assert results["dev"]["accuracy"] == pytest.approx(
             float(best_row["val_accuracy"]), abs=1e-6
@@ -226,8 +234,8 @@ def test_quick_retrieval_trains_the_dual_model_on_release_files(tmp_path):
             for i in range(count):
                 words = " ".join(rng.choice(["graph", "neural", "parse", "tree"], size=6))
                 stream.write(f"{i % 2}\tdoc{i}a\tdoc{i}b\t{words}\t{words[::-1]}\n")
-    results = train_lra(
-        "mimoformer-attmlp-retrieval",
+    results = train(
+        "mimoformer-attmlp-retrieval.retrieval",
         tmp_path / "run",
         data_dir=tmp_path / "lra_release",
         quick=True,
@@ -247,8 +255,8 @@ class CrashAfterFirstEvaluation(keras.callbacks.Callback):
 def test_lra_run_resumes_at_the_schedule_and_warm_up_position(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        train_lra(
-            "mimoformer-att-listops",
+        train(
+            "mimoformer-att-listops.listops",
             out,
             quick=True,
             verbose=0,
@@ -257,8 +265,8 @@ def test_lra_run_resumes_at_the_schedule_and_warm_up_position(tmp_path):
         )
     assert len(read_log(out / "log.csv")) == 1 and not (out / "results.json").exists()
     recorder = GridRecorder()
-    results = train_lra(
-        "mimoformer-att-listops",
+    results = train(
+        "mimoformer-att-listops.listops",
         out,
         quick=True,
         verbose=0,
@@ -273,30 +281,37 @@ def test_lra_run_resumes_at_the_schedule_and_warm_up_position(tmp_path):
     )  # the schedule's end
     assert results["steps"] == 4
     with pytest.raises(ValueError, match="different configuration"):
-        train_lra("mimoformer-att-listops", out, quick=True, verbose=0, tensorboard=False, steps=8)
+        train(
+            "mimoformer-att-listops.listops", out, quick=True, verbose=0, tensorboard=False, steps=8
+        )
 
 
-def test_train_cli_dispatches_lra_configs_and_refuses_foreign_flags(tmp_path, capsys):
-    with pytest.raises(SystemExit, match="--epochs cannot be used with mimoformer-att-listops"):
-        run_cli("train", "--config", "mimoformer-att-listops", "--epochs", "3")
-    with pytest.raises(SystemExit, match="--max-length cannot be used with fashion_mnist-wrn-10"):
-        run_cli("train", "--config", "fashion_mnist-wrn-10", "--max-length", "100")
-    with pytest.raises(SystemExit, match="multiple of 4"):
-        run_cli("train", "--config", "mimoformer-attmlp-listops", "--batch-size", "6")
-    with pytest.raises(SystemExit, match="must be JSON"):
-        run_cli("train", "--config", "performer-listops", "--model-override", "pooling=mean")
+def test_train_cli_dispatches_lra_recipes_and_refuses_foreign_flags(tmp_path, capsys):
+    err = cli_error(capsys, "train", "--recipe", "mimoformer-att-listops.listops", "--epochs", "3")
+    assert "--epochs cannot be used with mimoformer-att-listops.listops" in err
+    err = cli_error(capsys, "train", "--recipe", "wrn-10-2.fashion-mnist", "--max-length", "100")
+    assert "--max-length cannot be used with wrn-10-2.fashion-mnist" in err
+    err = cli_error(
+        capsys, "train", "--recipe", "mimoformer-attmlp-listops.listops", "--batch-size", "6"
+    )
+    assert "multiple of 4" in err
+    err = cli_error(
+        capsys, "train", "--recipe", "performer-listops.listops", "--model-override", "pooling=mean"
+    )
+    assert "must be JSON" in err
+    err = cli_error(
+        capsys, "train", "--recipe", "performer-listops.listops", "--model-override", "widht=3"
+    )
+    assert "Performer has no argument 'widht'" in err
     assert run_cli("train", "--list") == 0
     listing = capsys.readouterr().out
-    assert (
-        "mimoformer-att-listops" in listing
-        and "keras-mimo train --config performer-text-deep" in listing
-    )
+    assert "mimoformer-att-listops" in listing and "performer-text-deep.text" in listing
     out = tmp_path / "cli"
     assert (
         run_cli(
             "train",
-            "--config",
-            "performer-listops",
+            "--recipe",
+            "performer-listops.listops",
             "--quick",
             "--output",
             out,
@@ -310,7 +325,7 @@ def test_train_cli_dispatches_lra_configs_and_refuses_foreign_flags(tmp_path, ca
     )
     config = json.loads((out / "config.json").read_text())
     assert (
-        config["model_kwargs"]["pooling"] == "masked_mean"
+        config["model_overrides"]["pooling"] == "masked_mean"
         and config["mixed_precision"] == "float32"
     )
     results = json.loads((out / "results.json").read_text())
@@ -335,5 +350,9 @@ def test_train_cli_dispatches_lra_configs_and_refuses_foreign_flags(tmp_path, ca
     )
     evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert evaluated["1x1"]["accuracy"] == pytest.approx(results["test"]["accuracy"], abs=1e-6)
-    with pytest.raises(SystemExit, match="trained on LRA listops, not text"):
-        run_cli("evaluate", "--checkpoint", out / "best.keras", "--dataset", "text")
+    err = cli_error(capsys, "evaluate", "--checkpoint", out / "best.keras", "--dataset", "text")
+    assert "trained on LRA listops, not text" in err
+    # without --data-dir the quick data in the run folder are found again
+    assert run_cli("evaluate", "--checkpoint", out / "best.keras", "--dataset", "listops") == 0
+    err = cli_error(capsys, "evaluate", "--checkpoint", out / "best.keras", "--dataset", "mnist")
+    assert "holds a Performer, which reads token sequences" in err

@@ -1,17 +1,23 @@
-"""Named LRA configurations of MIMOFormer / Performer and their training recipes (keras_mimo/models/mimoformer/configs.py)."""
+"""The reference's LRA architectures of MIMOFormer / Performer and their recipes (keras_mimo/registry/lra.py)."""
 
 import keras
 import numpy as np
 import pytest
 
 from keras_mimo.models import MIMOFormer, Performer, create_model, describe_model, list_models
-from keras_mimo.models.mimoformer.configs import (
-    LRA_RECIPES,
-    LRA_TASK_NAMES,
-    MIMOFORMER_CONFIGS,
-    list_mimoformer_configs,
-    training_recipe,
-)
+from keras_mimo.registry import LRA_TASK_NAMES, UnknownNameError, get_architecture
+from keras_mimo.registry.lra import LRA_RECIPES
+from keras_mimo.training.recipes import get_recipe
+
+
+def arguments(name):
+    return get_architecture(name).arguments
+
+
+def training_recipe(name):
+    """The one recipe of an LRA architecture: NAME.TASK."""
+    return get_recipe(f"{name}.{get_architecture(name).facts['task']}")
+
 
 FAMILIES = ("performer", "mimoformer-att", "mimoformer-attmlp")
 VARIANTS = {task: ("", "-deep") for task in LRA_TASK_NAMES}
@@ -35,23 +41,25 @@ SHRINK = dict(
 
 
 def test_every_name_is_registered():
-    assert list_mimoformer_configs() == EXPECTED
+    assert list_models("mimoformer") == EXPECTED
     assert len(EXPECTED) == 33
     names = list_models()
     assert set(EXPECTED) <= set(names)
-    # the CNN entries stay
-    assert {"wrn-28-10", "mimoconv-28-10-n4", "mimonet-10-mnist"} <= set(names)
+    # the CNN entries are in the same table
+    assert {"wrn-28-10", "mimoconv-28-10", "mimoconv-10-2"} <= set(names)
     for name in EXPECTED:
         assert describe_model(name).startswith("LRA ")
+        assert training_recipe(name).architecture == name
 
 
 def test_unknown_name_gives_the_registry_error():
     with pytest.raises(
-        ValueError, match=r"Unknown model 'mimoformer-att-lisops'.*mimoformer-att-listops"
+        UnknownNameError,
+        match=r"Unknown architecture 'mimoformer-att-lisops'\. Did you mean 'mimoformer-att-listops'",
     ):
         create_model("mimoformer-att-lisops")
-    with pytest.raises(ValueError, match="Unknown MIMOFormer configuration"):
-        training_recipe("mimoformer-att-lisops")
+    with pytest.raises(UnknownNameError, match=r"Unknown recipe .*mimoformer-att-listops\.listops"):
+        get_recipe("mimoformer-att-lisops.listops")
 
 
 # Literals read from MIMOFormer/code/lra_config.py (github IBM/multiple-input-multiple-output-nets):
@@ -150,7 +158,7 @@ REFERENCE = {
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
 def test_arguments_equal_the_reference(name):
-    cls, kwargs, _ = MIMOFORMER_CONFIGS[name]
+    cls, kwargs = get_architecture(name).model_class(), arguments(name)
     for key, value in REFERENCE[name].items():
         assert kwargs[key] == value, (name, key)
     # rp_dim 256, dropout_prob 0.1, pooling_mode MEAN everywhere
@@ -165,7 +173,8 @@ def test_arguments_equal_the_reference(name):
 
 
 def test_every_config_is_consistent():
-    for name, (cls, kwargs, _) in MIMOFORMER_CONFIGS.items():
+    for name in EXPECTED:
+        kwargs = arguments(name)
         task = name.split("-")[-2] if name.endswith(("-deep", "-small")) else name.split("-")[-1]
         assert task in LRA_TASK_NAMES
         assert kwargs.get("dual", False) == (task == "retrieval"), name
@@ -178,13 +187,14 @@ def test_every_config_is_consistent():
 def test_vocabularies_and_classes_match_our_tokenisers():
     from keras_mimo.data.lra import LRA_TASKS
 
-    for name, (_, kwargs, _) in MIMOFORMER_CONFIGS.items():
-        task = training_recipe(name)["task"]
+    for name in EXPECTED:
+        kwargs = arguments(name)
+        task = training_recipe(name).dataset
         _, classes, vocab, _ = LRA_TASKS[task]
         assert kwargs["vocab_size"] == vocab, name
         assert kwargs["num_classes"] == classes, name
         # the data (2000 / 4000 / 1024 tokens) fit the position table
-        assert training_recipe(name)["data"].get("max_length", 1024) <= kwargs["max_length"]
+        assert training_recipe(name).data_options.get("max_length", 1024) <= kwargs["max_length"]
     assert (
         LRA_TASKS["listops"][2] == 19
         and LRA_TASKS["text"][2] == 257
@@ -194,7 +204,7 @@ def test_vocabularies_and_classes_match_our_tokenisers():
 
 def test_training_recipes():
     # lra_config.py "training" blocks and extra_attn_config['mimoformer']['MIMO_warmup']; the step counts and
-    # MIMO warm-ups are also DESIGN.md section 3's.
+    # MIMO warm-ups are also those of docs/design.md section 3.
     expected = {  # batch_size, warmup, num_train_steps, MIMO_warmup, eval_frequency, num_eval_steps
         "listops": (64, 1000, 20000, 3000, 50, 62),
         "text": (32, 8000, 40000, 6500, 500, 781),
@@ -215,27 +225,31 @@ def test_training_recipes():
         assert r["learning_rate"] == 1e-4 and r["weight_decay"] == 0.0 and r["lr_decay"] == "linear"
 
     att = training_recipe("mimoformer-att-listops")
-    assert att["command"] == "keras-mimo train --config mimoformer-att-listops"
-    assert att["grid"] == (4, 4) and att["batch_bundles"] == 4 and att["mimo_warmup_steps"] == 3000
-    assert att["mixed_precision"] is True and att["epsilon"] == 1e-6 and att["seed"] == 1234
+    assert att.name == "mimoformer-att-listops.listops"
+    assert att.command == (
+        "keras-mimo train --recipe mimoformer-att-listops.listops "
+        "--output runs/mimoformer-att-listops.listops"
+    )
+    assert att.grid == (4, 4) and att.batch_bundles == 4 and att.mimo_warmup_steps == 3000
+    assert att.optimizer == "adamw" and att.epsilon == 1e-6 and att.seed == 1234
+    assert (att.steps, att.warmup_steps, att.eval_frequency, att.eval_steps) == (
+        20000,
+        1000,
+        50,
+        62,
+    )
+    assert (att.base_momentum, att.max_momentum) == (0.85, 0.95)  # beta_1 cycled 0.95 -> 0.85
     attmlp = training_recipe("mimoformer-attmlp-image")
-    assert (
-        attmlp["grid"] == (2, 2)
-        and attmlp["batch_bundles"] == 64
-        and attmlp["mimo_warmup_steps"] == 0
-    )
+    assert attmlp.grid == (2, 2) and attmlp.batch_bundles == 64 and attmlp.mimo_warmup_steps == 0
     performer = training_recipe("performer-retrieval-deep")
-    assert (
-        performer["grid"] == (1, 1)
-        and performer["batch_bundles"] == 32
-        and performer["mimo_warmup_steps"] == 0
-    )
-    assert training_recipe("mimoformer-att-text")["data"] == {"max_length": 4000}
+    assert performer.grid == (1, 1) and performer.batch_bundles == 32
+    assert performer.mimo_warmup_steps == 0
+    assert training_recipe("mimoformer-att-text").data_options == {"max_length": 4000}
     for name in EXPECTED:
         recipe = training_recipe(name)
-        m, n = recipe["grid"]
-        assert recipe["batch_bundles"] * m * n == recipe["batch_size"]
-        assert recipe["command"] == f"keras-mimo train --config {name}"
+        m, n = recipe.grid
+        assert recipe.batch_bundles * m * n == recipe.batch_size
+        assert recipe.family == "lra" and recipe.dataset in LRA_TASK_NAMES
 
 
 def _build_names():
@@ -250,7 +264,7 @@ def _build_names():
 @pytest.mark.parametrize("name", _build_names())
 def test_shrunken_model_builds_and_classifies(name):
     model = create_model(name, seed=0, **SHRINK)
-    kwargs = MIMOFORMER_CONFIGS[name][1]
+    kwargs = arguments(name)
     assert model.max_length == 32 and model.embedding_dim == 8
     rng = np.random.default_rng(0)
     batch, length = 4, 32

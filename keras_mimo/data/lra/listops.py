@@ -44,6 +44,7 @@ import os
 import random
 
 from keras_mimo.data.lra import _common
+from keras_mimo.registry.datasets import DATASETS
 
 MIN = "[MIN"
 MAX = "[MAX"
@@ -66,7 +67,7 @@ LISTOPS_VOCAB = (
 )
 LISTOPS_UNK_ID = len(LISTOPS_VOCAB) - 1
 LISTOPS_VOCAB_SIZE = len(LISTOPS_VOCAB)
-LISTOPS_NUM_CLASSES = 10
+LISTOPS_NUM_CLASSES = DATASETS["listops"].num_classes
 
 _SPLIT_FILE = {"train": "train", "dev": "val", "test": "test"}
 

@@ -24,9 +24,10 @@ import os
 import random
 
 from keras_mimo.data.lra import _common
+from keras_mimo.registry.datasets import DATASETS
 
-PATHFINDER_NUM_CLASSES = 2
-PATHFINDER_VOCAB_SIZE = 256  # + token_offset
+PATHFINDER_NUM_CLASSES = DATASETS["pathfinder"].num_classes
+PATHFINDER_VOCAB_SIZE = DATASETS["pathfinder"].vocab_size  # (+ token_offset)
 PATHFINDER_DIFFICULTIES = {
     "easy": "curv_baseline",
     "intermediate": "curv_contour_length_9",

@@ -10,9 +10,10 @@ bytes, turned into byte tokens ``byte + 1`` (tokenizer 'char', vocabulary 257), 
 import os
 
 from keras_mimo.data.lra import _common
+from keras_mimo.registry.datasets import DATASETS
 
-RETRIEVAL_VOCAB_SIZE = 257
-RETRIEVAL_NUM_CLASSES = 2
+RETRIEVAL_VOCAB_SIZE = DATASETS["retrieval"].vocab_size
+RETRIEVAL_NUM_CLASSES = DATASETS["retrieval"].num_classes
 RETRIEVAL_COLUMNS = ("label", "id1", "id2", "text1", "text2")
 _SPLIT_FILE = {"train": "train", "dev": "eval", "test": "test"}
 _BYTE_LIMIT = 10000

@@ -7,9 +7,10 @@ become tokens ``byte + 1`` (tfds' ByteTextEncoder), so 0 is free for padding; re
 """
 
 from keras_mimo.data.lra import _common, _tfds
+from keras_mimo.registry.datasets import DATASETS
 
-TEXT_VOCAB_SIZE = 257
-TEXT_NUM_CLASSES = 2
+TEXT_VOCAB_SIZE = DATASETS["text"].vocab_size
+TEXT_NUM_CLASSES = DATASETS["text"].num_classes
 _TFDS_SPLIT = {"train": "train", "dev": "test", "test": "test"}
 
 

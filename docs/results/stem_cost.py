@@ -5,7 +5,7 @@ time of forward and backward (gradients of the stem's weights) for 64 superposit
 20x20 images into a 64-channel stem, as in the Fashion-MNIST recipes. ``plain BN`` is
 ``bn(conv(x), training=True)``; ``statistics from patches`` is
 ``keras_mimo.layers.residual.stem_conv_then_batch_norm``, which MIMOConv trains with.
-Usage: ``KERAS_BACKEND=tensorflow python results/stem_cost.py [--dtype-policy float32]``.
+Usage: ``KERAS_BACKEND=tensorflow python docs/results/stem_cost.py [--dtype-policy float32]``.
 """
 
 import argparse
@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
-from train_step_cost import positive  # results/ is on sys.path when this file runs as a script
+from train_step_cost import positive  # docs/results/ is on sys.path when run as a script
 
 from keras_mimo.layers.binding import SuperpositionBinding
 from keras_mimo.layers.residual import batch_norm, stem_conv_then_batch_norm

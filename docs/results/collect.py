@@ -1,8 +1,13 @@
-"""Collects the results.json of finished runs into a CSV file of results/ (one row per model and N, or per run).
+"""Collects the results.json of finished runs into a CSV file of docs/results/.
 
 Usage:
-    python results/collect.py fashion_mnist RUNS [OUT]   # image runs (results/run_fashion_mnist.sh), default OUT fashion_mnist.csv
-    python results/collect.py listops RUNS [OUT]         # LRA runs (results/run_listops.sh), default OUT listops.csv
+    python docs/results/collect.py fashion_mnist RUNS [STUDY]
+        image runs (docs/results/run_fashion_mnist.sh): one row per model and N, added to
+        fashion_mnist.csv under STUDY (default: the name of the RUNS folder); rows of the same
+        runs collected before are replaced
+    python docs/results/collect.py listops RUNS [OUT]
+        LRA runs (docs/results/run_listops.sh): one row per run, written to OUT (default
+        listops.csv)
 """
 
 import csv
@@ -14,7 +19,7 @@ import sys
 from keras_mimo.training.recipes import get_recipe
 
 
-def image_rows(runs, result, config, folder):
+def image_rows(runs, result, config, folder, study):
     recipe = get_recipe(result["recipe"])
     flags = [f"--epochs {config['epochs']}"]
     flags += (
@@ -44,11 +49,16 @@ def image_rows(runs, result, config, folder):
         if config.get("isometry_every", 1) > 1
         else []
     )
-    command = f"keras-mimo train --config {result['recipe']} {' '.join(flags)} --output runs/{runs.name}/{folder.name}"
+    command = (
+        f"keras-mimo train --recipe {result['recipe']} {' '.join(flags)} "
+        f"--output runs/{runs.name}/{folder.name}"
+    )
     for n, accuracy in result["accuracy"].items():
         yield dict(
+            study=study,
             recipe=result["recipe"],
-            model=config["model"],
+            recipe_as_run=result["recipe"],
+            model=config.get("architecture", config.get("model")),
             model_overrides=json.dumps(config["model_overrides"]),
             trained_as="dynamic p=%s" % config["dynamic_p"] if config["dynamic_p"] else "fixed",
             eval_n=n,
@@ -64,10 +74,13 @@ def image_rows(runs, result, config, folder):
         )
 
 
-def lra_rows(runs, result, config, folder):
+def lra_rows(runs, result, config, folder, study):
     model = config["model_kwargs"]
+    name = result.get("recipe") or result["config"]
+    recipe = name if "." in name else f"{name}.listops"
     yield dict(
         config=result["config"],
+        recipe=recipe,
         attention=config["attention"],
         grid="%dx%d" % tuple(result["grid"]),
         dev_accuracy=round(100 * result["dev"]["accuracy"], 2),
@@ -96,26 +109,46 @@ def lra_rows(runs, result, config, folder):
             model["num_layers"],
             model["num_random_features"],
         ),
-        command=f"bash results/run_listops.sh {result['config']}",
+        command=f"bash docs/results/run_listops.sh {recipe}",
     )
 
 
-KINDS = {"fashion_mnist": (image_rows, "fashion_mnist.csv"), "listops": (lra_rows, "listops.csv")}
+KINDS = {"fashion_mnist": image_rows, "listops": lra_rows}
+
+
+def merged_into(out, rows):
+    """The rows of ``out`` (a CSV of several studies) plus ``rows``, which replace their old copies.
+
+    A row is the same run's when its study and command (which names the run folder) match.
+    """
+    if not out.exists():
+        return rows
+    new = {(row["study"], row["command"]) for row in rows}
+    with open(out, newline="") as stream:
+        kept = [row for row in csv.DictReader(stream) if (row["study"], row["command"]) not in new]
+    return kept + rows
+
 
 if __name__ == "__main__":
     if len(sys.argv) < 3 or sys.argv[1] not in KINDS:
         raise SystemExit(__doc__)
-    make_rows, default_out = KINDS[sys.argv[1]]
-    runs = pathlib.Path(sys.argv[2])
+    kind, runs = sys.argv[1], pathlib.Path(sys.argv[2])
+    last = sys.argv[3] if len(sys.argv) > 3 else None
+    study = (last or runs.name) if kind == "fashion_mnist" else None
     rows = []
     for path in sorted(runs.glob("*/results.json")):
         config = json.loads((path.parent / "config.json").read_text())
-        rows.extend(make_rows(runs, json.loads(path.read_text()), config, path.parent))
+        rows.extend(KINDS[kind](runs, json.loads(path.read_text()), config, path.parent, study))
     if not rows:
         raise SystemExit(f"no finished run (*/results.json) in {runs}")
-    out = pathlib.Path(__file__).parent / (sys.argv[3] if len(sys.argv) > 3 else default_out)
+    here = pathlib.Path(__file__).parent
+    if kind == "fashion_mnist":
+        out = here / "fashion_mnist.csv"
+        rows = merged_into(out, rows)
+    else:
+        out = here / (last or "listops.csv")
     with open(out, "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(stream, fieldnames=list(rows[-1]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     print(out.read_text())

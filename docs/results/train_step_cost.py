@@ -1,10 +1,12 @@
-"""Where a MIMONet-10 training step spends its time on this CPU: one model variant per line.
+"""Where a MIMOConv-10-2 training step spends its time on this CPU: one model variant per line.
 
 Each line is the mean wall time of one ``train_on_batch`` (SGD, cross-entropy, random
 20x20 images) after 5 warm-up steps, for 32 superpositions (32 * N images) or 32 images
-for the WideResNet (``--superpositions`` changes the 32). Variants switch off one ingredient at a time, so the differences
-show what each one costs. Usage: ``KERAS_BACKEND=tensorflow python results/train_step_cost.py
-[--width 4] [--dtype-policy mixed_bfloat16] [--superpositions 64] [--steps 40]`` (``--width`` widens every model's body).
+for the WideResNet (``--superpositions`` changes the 32). Variants switch off one ingredient at
+a time, so the differences show what each one costs. Usage:
+``KERAS_BACKEND=tensorflow python docs/results/train_step_cost.py [--width 4]
+[--dtype-policy mixed_bfloat16] [--superpositions 64] [--steps 40]`` (``--width`` widens every
+model's body).
 """
 
 import argparse
@@ -23,13 +25,14 @@ WIDTH = {}  # --width: {"width": W} for every model
 def recipe_model(recipe, **changes):
     """The model the Fashion-MNIST recipe trains, with one ingredient changed."""
     recipe = get_recipe(recipe)
-    return create_model(recipe.model, **{**recipe.model_overrides, "seed": 1, **WIDTH, **changes})
+    arguments = {"input_shape": (20, 20, 1), **recipe.model_overrides, "seed": 1, **WIDTH}
+    return create_model(recipe.architecture, **{**arguments, **changes})
 
 
-MIMONET = "fashion_mnist-mimonet-10-n4"
+MIMONET = "mimoconv-10-2.fashion-mnist-n4"
 VARIANTS = [  # name, model
-    ("WRN-10 baseline (S images)", lambda: recipe_model("fashion_mnist-wrn-10")),
-    ("MIMONet-10 N=4 (S x 4 images)", lambda: recipe_model(MIMONET)),
+    ("WRN-10 baseline (S images)", lambda: recipe_model("wrn-10-2.fashion-mnist")),
+    ("MIMOConv-10-2 N=4 (S x 4 images)", lambda: recipe_model(MIMONET)),
     (
         "  without the isometry regulariser",
         lambda: recipe_model(MIMONET, isometry_regularization=0.0),
@@ -38,21 +41,24 @@ VARIANTS = [  # name, model
     ("  ReLU instead of PReLU", lambda: recipe_model(MIMONET, activation="relu")),
     ("  no binding (plain sum)", lambda: recipe_model(MIMONET, binding="none")),
     ("  16-channel stem instead of 64", lambda: recipe_model(MIMONET, initial_width=1)),
-    ("MIMONet-10 N=1 (S images)", lambda: recipe_model("fashion_mnist-mimonet-10-n1")),
-    ("MIMONet-10 N=2 (S x 2 images)", lambda: recipe_model("fashion_mnist-mimonet-10-n2")),
+    ("MIMOConv-10-2 N=1 (S images)", lambda: recipe_model("mimoconv-10-2.fashion-mnist-n1")),
+    ("MIMOConv-10-2 N=2 (S x 2 images)", lambda: recipe_model("mimoconv-10-2.fashion-mnist-n2")),
     (
         "  isometry on every 4th step (x4, lazy)",
-        lambda: LazyModel(recipe_model("fashion_mnist-mimonet-10-n2"), every=4),
+        lambda: LazyModel(recipe_model("mimoconv-10-2.fashion-mnist-n2"), every=4),
     ),
     (
         "  without the isometry regulariser",
-        lambda: recipe_model("fashion_mnist-mimonet-10-n2", isometry_regularization=0.0),
+        lambda: recipe_model("mimoconv-10-2.fashion-mnist-n2", isometry_regularization=0.0),
     ),
 ]
 
 
 class LazyModel:
-    """A model whose steps put the isometry penalty on every ``every``-th step only, as ``--isometry-every`` does."""
+    """A model whose steps put the isometry penalty on every ``every``-th step only.
+
+    As ``keras-mimo train --isometry-every`` does.
+    """
 
     def __init__(self, model, every):
         self.model, self.every, self.steps = model, every, 0
@@ -112,8 +118,8 @@ if __name__ == "__main__":
     WIDTH.update({"width": args.width} if args.width else {})
     keras.config.set_dtype_policy(args.dtype_policy)
     print(
-        f"backend {keras.backend.backend()}, width {args.width or 'as the recipes'}, {args.dtype_policy}, "
-        f"S = {args.superpositions} superpositions per step"
+        f"backend {keras.backend.backend()}, width {args.width or 'as the recipes'}, "
+        f"{args.dtype_policy}, S = {args.superpositions} superpositions per step"
     )
     for name, build in VARIANTS:
         seconds = step_time(build(), superpositions=args.superpositions, steps=args.steps)

@@ -1,10 +1,10 @@
-"""What the isometry regulariser costs per training step: conv(W, W) against keras-mimo's matmul forms.
+"""What the isometry regulariser costs per training step: conv(W, W) against our matmul forms.
 
-Times forward + backward of the penalty (TensorFlow, tf.function) for single kernels and for all the
-regularised kernels of the Fashion-MNIST MIMONet-10 at once (what one training step pays), and checks
-that the forms give the same value. The class picks per kernel between one matmul per displacement
-and one matmul over all tap pairs; ``per displacement`` forces the first everywhere.
-Usage: ``KERAS_BACKEND=tensorflow python results/isometry_cost.py``.
+Times forward + backward of the penalty (TensorFlow, tf.function) for single kernels and for all
+the regularised kernels of the Fashion-MNIST MIMOConv-10-2 at once (what one training step pays),
+and checks that the forms give the same value. The class picks per kernel between one matmul per
+displacement and one matmul over all tap pairs; ``per displacement`` forces the first everywhere.
+Usage: ``KERAS_BACKEND=tensorflow python docs/results/isometry_cost.py``.
 """
 
 import time
@@ -20,7 +20,10 @@ from keras_mimo.training.recipes import get_recipe
 
 
 def conv_form(kernel, strides, weight=1e-4):
-    """0.5 * weight * ||conv(W, W, padding k-1, stride) - delta||^2 as one convolution (the definition)."""
+    """0.5 * weight * ||conv(W, W, padding k-1, stride) - delta||^2 as one convolution.
+
+    This is the definition of the penalty.
+    """
     kh, kw, cin, cout = kernel.shape
     if cin < cout:
         rows, images, filters = (
@@ -76,7 +79,7 @@ def report(label, kernels, repeats):
 def recipe_kernels(recipe):
     """(kernel variable, strides) of every convolution the recipe's model regularises."""
     recipe = get_recipe(recipe)
-    model = create_model(recipe.model, **recipe.model_overrides, seed=0)
+    model = create_model(recipe.architecture, **recipe.model_overrides, seed=0)
     return [
         (layer.kernel, layer.kernel_regularizer.strides)
         for layer in model._flatten_layers()
@@ -86,8 +89,8 @@ def recipe_kernels(recipe):
 
 if __name__ == "__main__":
     rng = np.random.default_rng(0)
-    kernels = recipe_kernels("fashion_mnist-mimonet-10-n4")
-    report(f"MIMONet-10 body, {len(kernels)} kernels", kernels, repeats=20)
+    kernels = recipe_kernels("mimoconv-10-2.fashion-mnist-n4")
+    report(f"MIMOConv-10-2 body, {len(kernels)} kernels", kernels, repeats=20)
     for shape, strides in [
         ((3, 3, 64, 64), 1),
         ((3, 3, 128, 128), 1),
