@@ -1,5 +1,7 @@
-"""Training MIMOFormer / Performer with the LRA recipes: CyclicAdamW against torch, recipe resolution, the
-``keras-mimo train --recipe mimoformer-*`` path end to end on small real pipelines, resume, and bad flags."""
+"""Training MIMOFormer / Performer with the LRA recipes: CyclicAdamW against torch, recipe
+resolution, the
+``keras-mimo train --recipe mimoformer-*`` path end to end on small real pipelines, resume, and bad
+flags."""
 
 import csv
 import json
@@ -11,8 +13,8 @@ import pytest
 
 from keras_mimo.registry import UnknownNameError
 from keras_mimo.training import train
-from keras_mimo.training.recipes import get_recipe, list_recipes, resolve_recipe
 from keras_mimo.training.optimizers import CyclicAdamW
+from keras_mimo.training.recipes import get_recipe, list_recipes, resolve_recipe
 from keras_mimo.training.schedules import OneCycleLR, OneCycleMomentum
 
 
@@ -39,9 +41,11 @@ def cli_error(capsys, *args):
 _RECIPE_NAMES = list_recipes("lra")
 
 
-# ------------------------------------------------------------------------------------------------ optimizer
+# ------------------------------------------------------------------------------------------------
+# optimizer
 def test_cyclic_adamw_follows_torch_adamw_with_linear_one_cycle():
-    """6 updates through model.fit equal torch.optim.AdamW + OneCycleLR(anneal_strategy='linear'), beta_1 cycled."""
+    """6 updates through model.fit equal torch.optim.AdamW + OneCycleLR(anneal_strategy='linear'),
+    beta_1 cycled."""
     import torch
 
     rng = np.random.default_rng(0)
@@ -98,7 +102,8 @@ def test_cyclic_adamw_follows_torch_adamw_with_linear_one_cycle():
         CyclicAdamW(beta_1=1.5)
 
 
-# ------------------------------------------------------------------------------------------------ recipes
+# ------------------------------------------------------------------------------------------------
+# recipes
 def test_every_lra_architecture_has_its_reference_recipe():
     assert len(_RECIPE_NAMES) == 33
     for name in _RECIPE_NAMES:
@@ -164,9 +169,11 @@ def test_lra_recipe_overrides_and_errors():
             resolve_recipe("mimoformer-att-listops.listops", **kwargs)
 
 
-# ------------------------------------------------------------------------------------------------ training
+# ------------------------------------------------------------------------------------------------
+# training
 class GridRecorder(keras.callbacks.Callback):
-    """The grid each training step ran at (MIMOWarmup switches it before the step; it must come first)."""
+    """The grid each training step ran at (MIMOWarmup switches it before the step; it must come
+    first)."""
 
     def __init__(self):
         super().__init__()
@@ -202,7 +209,8 @@ def test_quick_listops_runs_train_validate_and_test(tmp_path, config):
     assert float(rows[0]["beta_1"]) < 0.95 and float(rows[1]["beta_1"]) == pytest.approx(
         0.95
     )  # cycled back
-    # The callbacks run after MIMOWarmup, so they see the grid each step used: 2 warm-up steps for 'att.'.
+    # The callbacks run after MIMOWarmup, so they see the grid each step used: 2 warm-up steps for
+    # 'att.'.
     half = (max(1, full[0] // 2), max(1, full[1] // 2))
     expected = [half, half, full, full] if config.startswith("mimoformer-att-") else [full] * 4
     assert recorder.grids == expected
@@ -215,7 +223,8 @@ def test_quick_listops_runs_train_validate_and_test(tmp_path, config):
         and not list(out.glob(".tmp-*"))
     )
     assert (out / "listops-quick-data" / "basic_train.tsv").exists()
-    # best.keras, evaluated at the full grid, scores what the run logged at its best step when the validation
+    # best.keras, evaluated at the full grid, scores what the run logged at its best step when the
+    # validation
     # batches (2 of batch_size sequences) cover the whole quick dev split (16 sequences).
     recipe = resolve_recipe(config, quick=True)
     if 2 * recipe.batch_size >= 16:

@@ -1,4 +1,5 @@
-"""The reference's LRA architectures of MIMOFormer / Performer and their recipes (keras_mimo/registry/lra.py)."""
+"""The reference's LRA architectures of MIMOFormer / Performer and their recipes
+(keras_mimo/registry/lra.py)."""
 
 import keras
 import numpy as np
@@ -55,7 +56,8 @@ def test_every_name_is_registered():
 def test_unknown_name_gives_the_registry_error():
     with pytest.raises(
         UnknownNameError,
-        match=r"Unknown architecture 'mimoformer-att-lisops'\. Did you mean 'mimoformer-att-listops'",
+        match=r"Unknown architecture 'mimoformer-att-lisops'\. "
+        r"Did you mean 'mimoformer-att-listops'",
     ):
         create_model("mimoformer-att-lisops")
     with pytest.raises(UnknownNameError, match=r"Unknown recipe .*mimoformer-att-listops\.listops"):
@@ -63,7 +65,8 @@ def test_unknown_name_gives_the_registry_error():
 
 
 # Literals read from MIMOFormer/code/lra_config.py (github IBM/multiple-input-multiple-output-nets):
-# "model" blocks (embedding_dim, transformer_hidden_dim, head_dim, num_head, num_layers, max_seq_len rounded
+# "model" blocks (embedding_dim, transformer_hidden_dim, head_dim, num_head, num_layers, max_seq_len
+# rounded
 # up to a power of two by run_tasks.py, num_classes) and extra_attn_config (mimo_M, mimo_N).
 REFERENCE = {
     "mimoformer-att-listops": dict(
@@ -203,7 +206,8 @@ def test_vocabularies_and_classes_match_our_tokenisers():
 
 
 def test_training_recipes():
-    # lra_config.py "training" blocks and extra_attn_config['mimoformer']['MIMO_warmup']; the step counts and
+    # lra_config.py "training" blocks and extra_attn_config['mimoformer']['MIMO_warmup']; the step
+    # counts and
     # MIMO warm-ups are also those of docs/design.md section 3.
     expected = {  # batch_size, warmup, num_train_steps, MIMO_warmup, eval_frequency, num_eval_steps
         "listops": (64, 1000, 20000, 3000, 50, 62),

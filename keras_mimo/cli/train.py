@@ -133,7 +133,7 @@ def check_model_overrides(recipe):
     """A ValueError for an override the architecture's class does not take (Keras is imported)."""
     import inspect
 
-    from keras_mimo.registry import get_architecture, closest_matches
+    from keras_mimo.registry import closest_matches, get_architecture
 
     cls = get_architecture(recipe.architecture).model_class()
     parameters = set(inspect.signature(cls).parameters) - {"kwargs", "self"}

@@ -1,4 +1,5 @@
-"""Building the named architectures (timm style): ``create_model("mimoconv-28-10", num_classes=100)``.
+"""Building the named architectures (timm style): ``create_model("mimoconv-28-10",
+num_classes=100)``.
 
 The names and their constructor arguments are data in :mod:`keras_mimo.registry.architectures`
 (one table for both families); this module builds them.

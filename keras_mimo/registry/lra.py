@@ -1,52 +1,55 @@
-"""The reference's Long Range Arena models and training settings, as data (docs/design.md section 3).
+"""The reference's Long Range Arena models and training settings, as data
+(docs/design.md section 3).
 
 Every number comes from the reference's ``MIMOFormer/code/lra_config.py`` and ``run_tasks.py``
 (github IBM/multiple-input-multiple-output-nets, Apache-2.0) unless a comment says otherwise.
 
 Names: ``{family}-{task}[-{variant}]``
 
-* family: ``performer`` (FAVOR+ baseline, reference ``performer-256``), ``mimoformer-att`` (attention in
-  superposition, reference ``mimoformer``) or ``mimoformer-attmlp`` (the whole block in superposition,
-  reference ``blockformer``);
-* task: ``listops``, ``text``, ``retrieval``, ``image``, ``pathfinder`` (the reference's ``pathfinder32``,
-  contour length 14);
-* variant: none = the "wide" model (one wide layer), ``-deep`` = the "deep" model (same total number of
-  heads spread over several layers), and for Retrieval only ``-small``: the model the reference's
+* family: ``performer`` (FAVOR+ baseline, reference ``performer-256``), ``mimoformer-att``
+  (attention in superposition, reference ``mimoformer``) or ``mimoformer-attmlp`` (the whole block
+  in superposition, reference ``blockformer``);
+* task: ``listops``, ``text``, ``retrieval``, ``image``, ``pathfinder`` (the reference's
+  ``pathfinder32``, contour length 14);
+* variant: none = the "wide" model (one wide layer), ``-deep`` = the "deep" model (same total number
+  of heads spread over several layers), and for Retrieval only ``-small``: the model the reference's
   ``lra_config.py`` actually runs for Retrieval (labelled "deep model" there, but smaller than the
   commented-out deep one).
 
-Which reference block is "wide" and which "deep": the labels in ``lra_config.py``. The active block is
-"wide" for ListOps, Image and Pathfinder but "deep" for Text and Retrieval (the README says the file is
-"set to correspond [to] deep models", which only holds for those two); the other variant is the
-commented-out block. Wide and deep keep the total number of heads (48 / 48 / 16 / 12 / 32) as in
+Which reference block is "wide" and which "deep": the labels in ``lra_config.py``. The active block
+is "wide" for ListOps, Image and Pathfinder but "deep" for Text and Retrieval (the README says the
+file is "set to correspond [to] deep models", which only holds for those two); the other variant is
+the commented-out block. Wide and deep keep the total number of heads (48 / 48 / 16 / 12 / 32) as in
 Brown et al., "Wide attention is the way forward for Transformers?".
 
 Model arguments (see :class:`~keras_mimo.models.MIMOFormer`): ``hidden_dim`` is the reference's
-``transformer_hidden_dim``, ``num_random_features`` its ``rp_dim`` (256, ReLU kernel), ``dropout`` its
-``dropout_prob`` (``attention_dropout`` only acts on softmax attention there, so it has no counterpart),
-``pooling="mean"`` its ``MEAN`` pooling. ``max_length`` is the reference's ``max_seq_len`` rounded up
-to a power of two as ``run_tasks.py`` does (2000 -> 2048, 4000 -> 4096): that is the size of the
-position table the reference builds; the data stay 2000 / 4000 tokens long (``data`` in the recipe).
+``transformer_hidden_dim``, ``num_random_features`` its ``rp_dim`` (256, ReLU kernel), ``dropout``
+its ``dropout_prob`` (``attention_dropout`` only acts on softmax attention there, so it has no
+counterpart), ``pooling="mean"`` its ``MEAN`` pooling. ``max_length`` is the reference's
+``max_seq_len`` rounded up to a power of two as ``run_tasks.py`` does (2000 -> 2048, 4000 -> 4096):
+that is the size of the position table the reference builds; the data stay 2000 / 4000 tokens long
+(the recipe's ``data_options``).
 ``capacity`` ``(M, N)``: 'att.' uses ``extra_attn_config['mimoformer']`` (4 x 4 on every task),
 'att.+MLP' ``extra_attn_config['blockformer']`` (2 x 2, Retrieval 4 x 4).
 
-Vocabulary sizes are those of keras-mimo's LRA tokenisers (``keras_mimo.data.lra.LRA_TASKS``), not the
-reference's ``vocab_size`` upper bounds (32 ListOps, 512 elsewhere), which only size its embedding
-table: ListOps 19, Text and Retrieval 257 (bytes + 1), Image and Pathfinder 256 (grey levels,
-``token_offset=0`` as LRA and the reference: a black pixel is token 0 and is masked like padding).
+Vocabulary sizes are those of keras-mimo's LRA tokenisers (``keras_mimo.registry.datasets``), not
+the reference's ``vocab_size`` upper bounds (32 ListOps, 512 elsewhere), which only size its
+embedding table: ListOps 19, Text and Retrieval 257 (bytes + 1), Image and Pathfinder 256 (grey
+levels, ``token_offset=0`` as LRA and the reference: a black pixel is token 0 and is masked like
+padding).
 
-Training recipes (``LRA_RECIPES``, per task; ``training_recipe(name)`` for one configuration):
-AdamW (betas 0.9 / 0.999, eps 1e-6), one-cycle schedule with linear warm-up to ``learning_rate`` over
-``warmup_steps`` and linear decay over the rest of ``num_train_steps`` (PyTorch ``OneCycleLR`` with
-``anneal_strategy='linear'``, default div factors 25 and 1e4, and its default momentum cycling, which on
-AdamW moves beta_1 0.95 -> 0.85 -> 0.95), mixed precision (``run_tasks.py``
-forces ``mixed_precision=True``; the attention itself runs in float32), seed 1234, evaluation on
+Training settings (``LRA_RECIPES``, per task; ``get_recipe('ARCHITECTURE.TASK')`` for one model):
+AdamW (betas 0.9 / 0.999, eps 1e-6), one-cycle schedule with linear warm-up to ``learning_rate``
+over ``warmup_steps`` and linear decay over the rest of ``num_train_steps`` (PyTorch ``OneCycleLR``
+with ``anneal_strategy='linear'``, default div factors 25 and 1e4, and its default momentum cycling,
+which on AdamW moves beta_1 0.95 -> 0.85 -> 0.95), mixed precision (``run_tasks.py`` forces
+``mixed_precision=True``; the attention itself runs in float32), seed 1234, evaluation on
 ``num_eval_steps`` dev batches every ``eval_frequency`` steps, best dev checkpoint tested.
-``batch_size`` is the reference's, counted in sequences (pairs for Retrieval) per optimizer step; the
-model groups them into ``batch_size / (M * N)`` bundles (``batch_bundles``), and during the MIMO
-warm-up of 'att.' (the first ``mimo_warmup_steps`` steps at grid M/2 x N/2, the reference only does it
-for 'att.') the same sequences form four times as many bundles. The step counts and MIMO warm-ups
-of DESIGN.md section 3 (ListOps 20k / Text 40k / Retrieval 60k / Image 70k / Pathfinder 124.8k;
+``batch_size`` is the reference's, counted in sequences (pairs for Retrieval) per optimizer step;
+the model groups them into ``batch_size / (M * N)`` bundles (``batch_bundles``), and during the MIMO
+warm-up of 'att.' (the first ``mimo_warmup_steps`` steps at grid M/2 x N/2, the reference only does
+it for 'att.') the same sequences form four times as many bundles. The step counts and MIMO warm-ups
+of docs/design.md section 3 (ListOps 20k / Text 40k / Retrieval 60k / Image 70k / Pathfinder 124.8k;
 3000 / 6500 / 10000 / 10000 / 20800) are exactly those of ``lra_config.py``, so nothing had to be
 chosen between them.
 
@@ -78,7 +81,8 @@ pathfinder  256   1e-4    312    124800 20800    312   312   4 x 4   2 x 2     1
 =========== ===== ======= ====== ====== ======== ===== ===== ======= ========= =========
 
 Weight decay is 0 everywhere. Each architecture ``A`` has one recipe, ``A.TASK`` (for example
-``mimoformer-att-listops.listops``): ``keras-mimo train --recipe A.TASK`` reproduces its row on a GPU.
+``mimoformer-att-listops.listops``): ``keras-mimo train --recipe A.TASK`` reproduces its row
+on a GPU.
 This module is keras-free: :mod:`keras_mimo.registry.architectures` and
 :mod:`keras_mimo.training.recipes` build the named architectures and recipes from it.
 """
@@ -109,7 +113,8 @@ def task_arguments(task, length=None):
     return arguments
 
 
-# lra_config.py "model" blocks: embedding_dim, transformer_hidden_dim, head_dim, num_head, num_layers.
+# lra_config.py "model" blocks: embedding_dim, transformer_hidden_dim, head_dim, num_head,
+# num_layers.
 _ARCH = {
     "listops": {
         "wide": dict(
@@ -179,8 +184,9 @@ FAMILIES = {
     ),
 }
 
-# lra_config.py "training" blocks (+ MIMO_warmup of extra_attn_config['mimoformer']) and the data options
-# our loaders need to see what the reference saw. batch_size: sequences (pairs) per optimizer step.
+# lra_config.py "training" blocks (+ MIMO_warmup of extra_attn_config['mimoformer']) and the data
+# options our loaders need to see what the reference saw. batch_size: sequences (pairs) per
+# optimizer step.
 LRA_RECIPES = {
     "listops": dict(
         batch_size=64,

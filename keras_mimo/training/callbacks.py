@@ -1,4 +1,5 @@
-"""Keras callbacks of the paper's training loop; all work inside ``model.fit`` on TensorFlow, JAX and PyTorch.
+"""Keras callbacks of the paper's training loop; all work inside ``model.fit`` on TensorFlow, JAX
+and PyTorch.
 
 Callbacks that add entries to the epoch logs (``GradientFilterCallback``, ``ScheduleLogger``,
 ``MultiSuperpositionValidation``) must come before ``CSVLogger``, ``TensorBoard`` and the
@@ -22,7 +23,8 @@ from keras_mimo.checks import positive_int
 # ---------------------------------------------------------------------------------------- files
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yields a temporary path in ``path``'s folder (same suffix); on success it replaces ``path`` with ``os.replace``.
+    """Yields a temporary path in ``path``'s folder (same suffix); on success it replaces ``path``
+    with ``os.replace``.
 
     A reader never sees a half-written ``path``: it is either the old complete file or the new one.
     If the writer raises, the temporary file is removed and ``path`` is left untouched.
@@ -55,7 +57,7 @@ def _scalar(value):
     return float(ops.convert_to_numpy(value))
 
 
-# ---------------------------------------------------------------------------------------- gradient filter
+# ---------------------------------------------------------------------------------- gradient filter
 class GradientFilterCallback(keras.callbacks.Callback):
     """Closes each epoch of ``FilteredSGD``'s gradient filter and logs it.
 
@@ -80,13 +82,15 @@ class GradientFilterCallback(keras.callbacks.Callback):
         logs["mean_grad_norm"] = summary["mean_grad_norm"]
         if self.verbose and summary["skipped_updates"]:
             print(
-                f"Epoch {epoch + 1}: gradient filter skipped {summary['skipped_updates']} update(s) "
+                f"Epoch {epoch + 1}: gradient filter skipped "
+                f"{summary['skipped_updates']} update(s) "
                 f"(next threshold {summary['filter_threshold']:.4g})."
             )
 
 
 class ScheduleLogger(keras.callbacks.Callback):
-    """Puts the optimizer's current ``learning_rate`` (and ``momentum`` / ``beta_1`` when scheduled) and ``iterations`` in the epoch logs."""
+    """Puts the optimizer's current ``learning_rate`` (and ``momentum`` / ``beta_1`` when scheduled)
+    and ``iterations`` in the epoch logs."""
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
@@ -100,9 +104,10 @@ class ScheduleLogger(keras.callbacks.Callback):
         logs["iterations"] = int(_scalar(optimizer.iterations))
 
 
-# ---------------------------------------------------------------------------------------- superposition
+# ------------------------------------------------------------------------------------ superposition
 class DynamicSuperposition(keras.callbacks.Callback):
-    """Dynamic superposition training: each training batch runs at N = ``capacity`` with probability ``p``, else at ``low``.
+    """Dynamic superposition training: each training batch runs at N = ``capacity`` with probability
+    ``p``, else at ``low``.
 
     The paper's dynamic MIMOConv uses capacity 4, p = 0.8, low = 1. The choice is drawn in
     ``on_train_batch_begin`` from a NumPy generator seeded with ``(seed, epoch)`` (so a resumed
@@ -139,7 +144,8 @@ class DynamicSuperposition(keras.callbacks.Callback):
 
 
 class LazyIsometry(keras.callbacks.Callback):
-    """Lazy isometry regularisation: the penalty on every ``every``-th update only, weighted ``every``.
+    """Lazy isometry regularisation: the penalty on every ``every``-th update only, weighted
+    ``every``.
 
     The isometry penalty costs the same whatever the batch (on a width-2 MIMONet-10, about a third
     of a training step on the TensorFlow CPU backend); on average this adds the same gradient for
@@ -168,7 +174,8 @@ class LazyIsometry(keras.callbacks.Callback):
 
 
 class MultiSuperpositionValidation(keras.callbacks.Callback):
-    """Evaluates at every N in ``superpositions`` at each epoch end: ``val_loss_n{N}``, ``val_accuracy_n{N}`` (+ other metrics).
+    """Evaluates at every N in ``superpositions`` at each epoch end: ``val_loss_n{N}``,
+    ``val_accuracy_n{N}`` (+ other metrics).
 
     ``primary`` (default: the first N) is also reported as plain ``val_loss`` / ``val_accuracy``.
     The model's N during training is restored afterwards. For a MIMOFormer pass grids and
@@ -225,9 +232,10 @@ class MultiSuperpositionValidation(keras.callbacks.Callback):
         logs.update(self.evaluate_all())
 
 
-# ---------------------------------------------------------------------------------------- checkpoints
+# -------------------------------------------------------------------------------------- checkpoints
 class AtomicCheckpoint(keras.callbacks.Callback):
-    """Writes ``last.keras`` after every epoch and ``best.keras`` when ``monitor`` improves, atomically, plus ``state.json``.
+    """Writes ``last.keras`` after every epoch and ``best.keras`` when ``monitor`` improves,
+    atomically, plus ``state.json``.
 
     Both are full ``.keras`` files (architecture, weights and the optimizer's state, step counter
     and filter state included), each written to a temporary file in the same folder and moved in

@@ -50,7 +50,8 @@ def check_superpositions(recipe):
 
 
 def check_isometry_every(recipe, every):
-    """``every`` (lazy isometry regularisation) if the recipe's model can use it; else ValueError."""
+    """``every`` (lazy isometry regularisation) if the recipe's model can use it; else
+    ValueError."""
     every = positive_int("isometry_every", every, hint=" (1: the penalty on every update)")
     if every > 1 and not model_argument(recipe, "isometry_regularization", 0.0):
         raise ValueError(
@@ -111,7 +112,8 @@ def distribution_scope(data_parallel):
 
 
 def _clamp_split(dataset, split, data_dir):
-    """'train[:64]' -> 'train' when the split holds 64 examples or fewer (tfds rejects such slices)."""
+    """'train[:64]' -> 'train' when the split holds 64 examples or fewer (tfds rejects such
+    slices)."""
     from keras_mimo.data import load_image_split
 
     match = re.fullmatch(r"\s*(\w+)\[:(\d+)\]\s*", split)
@@ -332,7 +334,7 @@ def evaluate_image(model, checkpoint, info, superpositions, data_dir, batch_size
     from keras_mimo.data import image_dataset_spec, image_eval_dataset
     from keras_mimo.superposition import check_superposition
 
-    if not hasattr(model, "superposition"):
+    if not hasattr(model, "image_shape"):
         raise ValueError(
             f"{checkpoint} holds a {type(model).__name__}, which reads token sequences: evaluate "
             "it on a Long Range Arena task (listops, text, retrieval, image, pathfinder)."

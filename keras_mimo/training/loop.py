@@ -1,6 +1,7 @@
 """The one run loop: a recipe through ``model.fit`` into a run folder, resumable, for both families.
 
-:func:`train` resolves the recipe, lets the family's task (:class:`~keras_mimo.training.image.ImageTask`
+:func:`train` resolves the recipe, lets the family's task
+(:class:`~keras_mimo.training.image.ImageTask`
 or :class:`~keras_mimo.training.lra.LRATask`) check its arguments and its data, then, in the run
 folder (``output_dir``):
 
@@ -167,7 +168,8 @@ def prepare_run_folder(output_dir, run_config):
 
 
 def resume_from_last(model, output_dir, steps_per_epoch, total_steps, name, verbose):
-    """Loads ``last.keras`` (weights, optimizer state) into a compiled model; returns the start epoch.
+    """Loads ``last.keras`` (weights, optimizer state) into a compiled model; returns the start
+    epoch.
 
     The epoch comes from the restored step counter, so the schedules continue where they
     stopped; rows that ``log.csv`` holds for epochs about to be rerun are dropped.
@@ -223,6 +225,35 @@ def compile_for_scoring(model):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")],
     )
+
+
+class Task:
+    """What a family plugs into :func:`train`; the run loop calls, in this order:
+
+    ``check()`` (arguments and data, before the run folder exists; sets ``policy``, the dtype
+    policy, and ``steps_per_epoch`` / ``epochs`` / ``total_steps``), ``run_config()`` (what
+    ``config.json`` records), ``build_and_compile(jit_compile)`` (the compiled model),
+    ``callbacks(model, initial_epoch, verbose)`` (the family's, before the run folder's),
+    ``train_data(initial_epoch)``, ``describe(model, output_dir)`` (the opening lines),
+    ``final_results(model, output_dir)`` (the family's part of ``results.json``) and
+    ``summary(results)`` (the closing line). ``replicas`` counts the devices trained on.
+    """
+
+    def __init__(
+        self,
+        recipe,
+        *,
+        output_dir,
+        data_dir,
+        mixed_precision,
+        data_parallel,
+        steps_per_epoch,
+        isometry_every,
+    ):
+        self.recipe, self.output_dir, self.data_dir = recipe, output_dir, data_dir
+        self.mixed_precision, self.data_parallel = mixed_precision, bool(data_parallel)
+        self.steps_cap, self.isometry_every = steps_per_epoch, isometry_every
+        self.replicas = 1
 
 
 def task_for(recipe, **options):

@@ -26,7 +26,7 @@ import keras
 from keras_mimo.grids import parse_grid
 from keras_mimo.registry import get_architecture
 from keras_mimo.training import callbacks as cb
-from keras_mimo.training.loop import check_classes, compile_for_scoring, logged_column
+from keras_mimo.training.loop import Task, check_classes, compile_for_scoring, logged_column
 from keras_mimo.training.optimizers import CyclicAdamW
 from keras_mimo.training.precision import gpu_visible, mixed_precision_policy
 from keras_mimo.training.recipes import LENGTH_TASKS, QUICK_LENGTH, epochs_of
@@ -36,7 +36,8 @@ QUICK_DATA_FOLDER = "listops-quick-data"
 
 
 def steps_of(dataset):
-    """The number of batches of a tf.data pipeline (counted once when its cardinality is unknown)."""
+    """The number of batches of a tf.data pipeline (counted once when its cardinality is
+    unknown)."""
     steps = int(dataset.cardinality())
     if steps < 0:
         steps = sum(1 for _ in dataset)
@@ -52,7 +53,8 @@ def _with_known_length(dataset):
 
 
 def lra_datasets(recipe, data_dir):
-    """(train, dev-for-validation, dev, test) pipelines of the recipe's task, ``batch_size`` sequences."""
+    """(train, dev-for-validation, dev, test) pipelines of the recipe's task, ``batch_size``
+    sequences."""
     from keras_mimo.data.lra import lra_dataset
 
     common = dict(
@@ -88,33 +90,22 @@ def quick_listops_dir(output_dir):
     return folder
 
 
-class LRATask:
-    """Trains a Long Range Arena recipe (MIMOFormer, Performer) in :func:`keras_mimo.training.train`."""
+class LRATask(Task):
+    """Trains a Long Range Arena recipe (MIMOFormer, Performer) in
+    :func:`keras_mimo.training.train`."""
 
-    def __init__(
-        self,
-        recipe,
-        *,
-        output_dir,
-        data_dir,
-        mixed_precision,
-        data_parallel,
-        steps_per_epoch,
-        isometry_every,
-    ):
+    def __init__(self, recipe, **options):
+        super().__init__(recipe, **options)
         for flag, value, default in (
-            ("data_parallel", data_parallel, False),
-            ("steps_per_epoch", steps_per_epoch, None),
-            ("isometry_every", isometry_every, 1),
+            ("data_parallel", self.data_parallel, False),
+            ("steps_per_epoch", self.steps_cap, None),
+            ("isometry_every", self.isometry_every, 1),
         ):
-            if value not in (default, None) and value != default:
+            if value != default:
                 raise ValueError(
                     f"{flag} applies to the image recipes only; {recipe.name} trains a Long Range "
                     "Arena model (use steps / eval_frequency for the length of the run)."
                 )
-        self.recipe, self.output_dir, self.data_dir = recipe, output_dir, data_dir
-        self.mixed_precision = mixed_precision
-        self.replicas = 1
         self.steps_per_epoch = int(recipe.eval_frequency)
         self.total_steps = int(recipe.steps)
         self.epochs = epochs_of(recipe)

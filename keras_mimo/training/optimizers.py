@@ -1,15 +1,18 @@
-"""SGD as the paper trains MIMOConv: PyTorch semantics, scheduled momentum, no decay on activation parameters, gradient filter.
+"""SGD as the paper trains MIMOConv: PyTorch semantics, scheduled momentum, no decay on activation
+parameters, gradient filter.
 
 ``FilteredSGD`` is a ``keras.optimizers.Optimizer`` (used through ``model.compile`` / ``model.fit``
 on TensorFlow, JAX and PyTorch) that reproduces what the reference does with ``torch.optim.SGD``
 plus ``OneCycleLR`` plus its batch filter (MIMOConv/src/train_superposition.py, optimizer.py):
 
-* PyTorch SGD update with dampening 0: ``g += weight_decay * w`` (coupled L2 decay, as
-  torch's ``weight_decay``), ``buf = momentum * buf + g``, ``w -= lr * buf`` (``nesterov``: ``w -= lr * (g + momentum * buf)``).
+* PyTorch SGD update with dampening 0: ``g += weight_decay * w`` (coupled L2 decay, as torch's
+  ``weight_decay``), ``buf = momentum * buf + g``, ``w -= lr * buf`` (``nesterov``:
+  ``w -= lr * (g + momentum * buf)``).
 * ``momentum`` may be a number or a schedule of the step (``OneCycleMomentum``), evaluated
   from ``optimizer.iterations`` inside the update, so it is live in compiled train steps.
-* Weight decay skips PReLU slopes and SReLU offsets (``keras_mimo.layers.activations.is_activation_parameter``)
-  unless ``decay_activation_parameters=True``; ``exclude_from_weight_decay`` adds more exclusions.
+* Weight decay skips PReLU slopes and SReLU offsets
+  (``keras_mimo.layers.activations.is_activation_parameter``) unless
+  ``decay_activation_parameters=True``; ``exclude_from_weight_decay`` adds more exclusions.
 * The gradient filter (``gradient_filter=factor``, 10 in the paper): an update whose global
   gradient norm (over all trainable variables, before clipping and decay) is not finite or is
   not below ``factor`` times the previous epoch's mean norm of accepted updates is skipped:
@@ -42,13 +45,15 @@ def global_norm(grads):
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
 class FilteredSGD(keras.optimizers.Optimizer):
-    """PyTorch-style SGD with a momentum schedule, activation-parameter-free weight decay and the gradient filter.
+    """PyTorch-style SGD with a momentum schedule, activation-parameter-free weight decay and the
+    gradient filter.
 
     Args:
         learning_rate: float or schedule (``OneCycleLR``).
         momentum: float or schedule of the step (``OneCycleMomentum``); 0 disables momentum buffers.
         nesterov: PyTorch's Nesterov variant.
-        weight_decay: coupled L2 decay added to the gradient (1e-5 in the paper); 0/None disables it.
+        weight_decay: coupled L2 decay added to the gradient (1e-5 in the paper); 0/None
+            disables it.
         decay_activation_parameters: also decay PReLU slopes / SReLU offsets (the paper does not).
         gradient_filter: factor of the filter (10 in the paper); None disables it.
         **kwargs: the usual Keras optimizer arguments (``global_clipnorm``, ``name``, ...).
@@ -130,7 +135,8 @@ class FilteredSGD(keras.optimizers.Optimizer):
         )
 
     def uses_weight_decay(self, variable):
-        """Whether ``variable`` receives weight decay (False for activation parameters and excluded variables)."""
+        """Whether ``variable`` receives weight decay (False for activation parameters and excluded
+        variables)."""
         return self.l2_weight_decay > 0 and self._use_weight_decay(variable)
 
     def current_momentum(self):
@@ -205,11 +211,13 @@ class FilteredSGD(keras.optimizers.Optimizer):
 
     # ------------------------------------------------------------------ epochs
     def end_epoch(self):
-        """Closes an epoch of the filter (call between epochs, outside the train step; the callback does).
+        """Closes an epoch of the filter (call between epochs, outside the train step; the
+        callback does).
 
         The threshold becomes ``gradient_filter`` times this epoch's mean norm of accepted updates
         (unchanged if none was accepted), the per-epoch counters restart. Returns a dict with this
-        epoch's ``skipped_updates``, ``accepted_updates``, ``mean_grad_norm`` and the new ``filter_threshold``.
+        epoch's ``skipped_updates``, ``accepted_updates``, ``mean_grad_norm`` and the new
+        ``filter_threshold``.
         """
         if self.gradient_filter is None or not self.built:
             return {}
@@ -260,17 +268,19 @@ class FilteredSGD(keras.optimizers.Optimizer):
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
 class CyclicAdamW(keras.optimizers.AdamW):
-    """AdamW with PyTorch semantics and a scheduled ``beta_1``: what MIMOFormer's reference trains with.
+    """AdamW with PyTorch semantics and a scheduled ``beta_1``: what MIMOFormer's reference
+    trains with.
 
-    The reference steps ``torch.optim.AdamW`` with ``OneCycleLR(cycle_momentum=True)``, which on Adam
-    cycles ``beta_1`` (0.95 -> 0.85 -> 0.95) along with the learning rate. PyTorch then uses the
-    current ``beta_1`` both in the first-moment update and in its bias correction ``1 - beta_1 ** t``,
-    and adds ``epsilon`` after the bias-corrected square root (Keras adds it before); this optimizer
-    does the same, so an LRA recipe follows the reference step by step.
+    The reference steps ``torch.optim.AdamW`` with ``OneCycleLR(cycle_momentum=True)``, which on
+    Adam cycles ``beta_1`` (0.95 -> 0.85 -> 0.95) along with the learning rate. PyTorch then uses
+    the current ``beta_1`` both in the first-moment update and in its bias correction
+    ``1 - beta_1 ** t``, and adds ``epsilon`` after the bias-corrected square root (Keras adds it
+    before); this optimizer does the same, so an LRA recipe follows the reference step by step.
 
     Args:
         beta_1: float or schedule of the step (``OneCycleMomentum(..., anneal_strategy="linear")``).
-        Everything else as :class:`keras.optimizers.AdamW` (``weight_decay`` is decoupled, as in torch).
+        Everything else as :class:`keras.optimizers.AdamW` (``weight_decay`` is decoupled,
+            as in torch).
     """
 
     def __init__(
@@ -285,7 +295,8 @@ class CyclicAdamW(keras.optimizers.AdamW):
     ):
         if not callable(beta_1) and not (isinstance(beta_1, (int, float)) and 0 <= beta_1 < 1):
             raise ValueError(
-                f"beta_1={beta_1!r} must be a number in [0, 1) or a schedule (callable of the step)."
+                f"beta_1={beta_1!r} must be a number in [0, 1) "
+                f"or a schedule (callable of the step)."
             )
         super().__init__(
             learning_rate=learning_rate,

@@ -49,8 +49,10 @@ class Recipe:
     Shared by both families: ``name``, ``architecture``, ``dataset``, ``description``,
     ``model_overrides`` (constructor arguments changed from the architecture's), ``seed``,
     ``optimizer`` (``sgd`` or ``adamw``), ``batch_size`` (image: superpositions per step, so
-    ``batch_size * N`` images; LRA: sequences per step, as the reference counts), ``lr`` (peak of the
-    one-cycle schedule), ``weight_decay``, ``div_factor`` / ``final_div_factor`` (one-cycle start and
+    ``batch_size * N`` images; LRA: sequences per step, as the reference counts), ``lr`` (peak of
+    the
+    one-cycle schedule), ``weight_decay``, ``div_factor`` / ``final_div_factor`` (one-cycle start
+    and
     end), ``base_momentum`` / ``max_momentum`` (SGD momentum or AdamW beta_1, cycled).
 
     Image only: ``epochs``, ``pct_start``, ``mixup_alpha``, ``gradient_filter``, ``clipnorm``,
@@ -197,14 +199,16 @@ class Recipe:
 
     @property
     def command(self):
-        """The command that reproduces this recipe's row (on a GPU: the defaults are the paper's)."""
+        """The command that reproduces this recipe's row (on a GPU: the defaults are the
+        paper's)."""
         return f"keras-mimo train --recipe {self.name} --output runs/{self.name}"
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 
     def to_dict(self):
-        """The recipe as JSON-able data (tuples become lists), as a run's ``config.json`` holds it."""
+        """The recipe as JSON-able data (tuples become lists), as a run's ``config.json`` holds
+        it."""
         return {
             k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
         }

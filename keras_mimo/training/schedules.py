@@ -1,14 +1,16 @@
-"""One-cycle learning-rate and momentum schedules with PyTorch ``OneCycleLR`` semantics, as Keras schedules.
+"""One-cycle learning-rate and momentum schedules with PyTorch ``OneCycleLR`` semantics, as Keras
+schedules.
 
-The paper trains with ``torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr, epochs, steps_per_epoch)``
-(two phases, ``pct_start=0.3``, cosine annealing, ``div_factor=25``, ``final_div_factor=1e4``,
-momentum cycled between ``max_momentum=0.95`` and ``base_momentum=0.85``). ``OneCycleLR`` and
-``OneCycleMomentum`` reproduce its values at every step: the learning rate rises from
-``max_lr / div_factor`` to ``max_lr`` over the first ``pct_start`` of the steps while the momentum
-falls from 0.95 to 0.85, then the learning rate anneals to ``max_lr / div_factor / final_div_factor``
-while the momentum climbs back to 0.95. Step ``k`` is the value used by the ``k``-th update
-(Keras calls a schedule with ``optimizer.iterations`` before incrementing it, as PyTorch's
-scheduler is stepped after each update). Past ``total_steps`` the final value is held.
+The paper trains with
+``torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr, epochs, steps_per_epoch)`` (two phases,
+``pct_start=0.3``, cosine annealing, ``div_factor=25``, ``final_div_factor=1e4``, momentum cycled
+between ``max_momentum=0.95`` and ``base_momentum=0.85``). ``OneCycleLR`` and ``OneCycleMomentum``
+reproduce its values at every step: the learning rate rises from ``max_lr / div_factor`` to
+``max_lr`` over the first ``pct_start`` of the steps while the momentum falls from 0.95 to 0.85,
+then the learning rate anneals to ``max_lr / div_factor / final_div_factor`` while the momentum
+climbs back to 0.95. Step ``k`` is the value used by the ``k``-th update (Keras calls a schedule
+with ``optimizer.iterations`` before incrementing it, as PyTorch's scheduler is stepped after each
+update). Past ``total_steps`` the final value is held.
 
 Both are ``keras.optimizers.schedules.LearningRateSchedule`` objects, written with ``keras.ops``
 only, so they run inside compiled train steps on every backend and serialise with the optimizer.
@@ -30,7 +32,8 @@ def _check_schedule_arguments(total_steps, pct_start):
 
 
 def one_cycle_value(step, total_steps, start, peak, end, pct_start=0.3, anneal_strategy="cos"):
-    """The value at ``step`` of a two-phase one-cycle curve start -> peak -> end (PyTorch OneCycleLR's formula)."""
+    """The value at ``step`` of a two-phase one-cycle curve start -> peak -> end
+    (PyTorch OneCycleLR's formula)."""
     step = ops.cast(step, "float32")
     phase_one_end = float(pct_start) * total_steps - 1.0
     phase_two_end = float(total_steps) - 1.0
@@ -52,7 +55,8 @@ def one_cycle_value(step, total_steps, start, peak, end, pct_start=0.3, anneal_s
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
 class OneCycleLR(keras.optimizers.schedules.LearningRateSchedule):
-    """Learning rate of PyTorch's ``OneCycleLR``: ``max_lr / div_factor`` -> ``max_lr`` -> ``max_lr / div_factor / final_div_factor``.
+    """Learning rate of PyTorch's ``OneCycleLR``: ``max_lr / div_factor`` -> ``max_lr`` ->
+    ``max_lr / div_factor / final_div_factor``.
 
     Args:
         max_lr: peak learning rate (0.2 in the paper).
@@ -117,7 +121,8 @@ class OneCycleLR(keras.optimizers.schedules.LearningRateSchedule):
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
 class OneCycleMomentum(keras.optimizers.schedules.LearningRateSchedule):
-    """Momentum of PyTorch's ``OneCycleLR(cycle_momentum=True)``: max -> base while the lr rises, base -> max after.
+    """Momentum of PyTorch's ``OneCycleLR(cycle_momentum=True)``: max -> base while the lr rises,
+    base -> max after.
 
     Pass it as ``momentum=`` to :class:`keras_mimo.training.FilteredSGD`; it is evaluated from
     ``optimizer.iterations`` inside the update, so it works in compiled steps on every backend.
