@@ -1,13 +1,14 @@
 """keras-mimo: computation in superposition (MIMONets) for Keras 3 on TensorFlow, JAX and PyTorch.
 
-Submodules load on first use, so the command line can choose the Keras backend before Keras is imported.
+Submodules load on first use, so the command line can choose the Keras backend before Keras is
+imported.
 """
 
 import importlib
 import sys
 
 __version__ = "0.1.0"
-_SUBMODULES = ("convert", "data", "layers", "models", "superposition")
+_SUBMODULES = ("convert", "data", "layers", "models", "registry", "superposition", "training")
 __all__ = list(_SUBMODULES) + ["__version__"]
 
 

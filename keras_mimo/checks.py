@@ -1,4 +1,5 @@
-"""Argument checks shared by layers, models, data pipelines and training, so every one words its error alike."""
+"""Argument checks shared by layers, models, data pipelines and training, so every one words its
+error alike."""
 
 import math
 
@@ -6,7 +7,8 @@ import numpy as np
 
 
 def positive_int(name, value, hint=""):
-    """Returns ``value`` as an int if it is a positive integer (bools refused); else a ValueError naming it.
+    """Returns ``value`` as an int if it is a positive integer (bools refused); else a ValueError
+    naming it.
 
     ``hint`` is appended to the message, e.g. " (1: the penalty on every update)".
     """
@@ -16,7 +18,8 @@ def positive_int(name, value, hint=""):
 
 
 def positive_number(name, value, hint=""):
-    """Returns ``value`` as a float if it is a finite number > 0 (bools refused); else a ValueError naming it."""
+    """Returns ``value`` as a float if it is a finite number > 0 (bools refused); else a ValueError
+    naming it."""
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float, np.integer, np.floating))

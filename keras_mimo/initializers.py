@@ -17,7 +17,8 @@ class SeededVarianceScaling(keras.initializers.Initializer):
 
     Args:
         scale: variance is ``scale / fan`` (ignored when ``stddev`` is given).
-        mode: "fan_in", "fan_out" or "fan_avg"; for kernels of shape (..., in, out) the receptive field counts.
+        mode: "fan_in", "fan_out" or "fan_avg"; for kernels of shape (..., in, out) the receptive
+            field counts.
         distribution: "normal" or "uniform" (same variance).
         stddev: fixed standard deviation instead of a fan rule.
         seed: integer seed; None draws fresh values every time.
@@ -66,7 +67,8 @@ class SeededVarianceScaling(keras.initializers.Initializer):
 
 
 def he_fan_out(seed=None):
-    """kaiming_normal_(mode="fan_out", nonlinearity="relu"), the reference's convolution initialiser."""
+    """kaiming_normal_(mode="fan_out", nonlinearity="relu"), the reference's convolution
+    initialiser."""
     return SeededVarianceScaling(2.0, "fan_out", "normal", seed=seed)
 
 

@@ -1,4 +1,5 @@
-"""Shared pytest set-up: the backend comes from KERAS_BACKEND, slow checks hide behind --run_large."""
+"""Shared pytest set-up: the backend comes from KERAS_BACKEND, slow checks hide behind
+--run_large."""
 
 import os
 

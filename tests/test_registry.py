@@ -141,3 +141,21 @@ def test_a_mistyped_recipe_is_reported_before_tensorflow_is_imported():
     assert "exit 2" in done.stdout
     assert "Did you mean" in done.stderr and "mimoconv-10-2.fashion-mnist-n4" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "keras_mimo.grids",
+        "keras_mimo.registry.names",
+        "keras_mimo.registry.datasets",
+        "keras_mimo.registry.architectures",
+        "keras_mimo.training.recipes",
+    ],
+)
+def test_the_docstring_examples_of_the_name_space_run(module):
+    import doctest
+    import importlib
+
+    failed, tried = doctest.testmod(importlib.import_module(module))
+    assert tried > 0 and failed == 0

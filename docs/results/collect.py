@@ -16,6 +16,7 @@ import pathlib
 import shlex
 import sys
 
+from keras_mimo.registry import get_architecture
 from keras_mimo.training.recipes import get_recipe
 
 
@@ -75,13 +76,13 @@ def image_rows(runs, result, config, folder, study):
 
 
 def lra_rows(runs, result, config, folder, study):
-    model = config["model_kwargs"]
-    name = result.get("recipe") or result["config"]
-    recipe = name if "." in name else f"{name}.listops"
+    architecture = get_architecture(config["architecture"])
+    model = {**architecture.arguments, **config["model_overrides"]}
+    recipe = result["recipe"]
     yield dict(
-        config=result["config"],
+        config=config["architecture"],
         recipe=recipe,
-        attention=config["attention"],
+        attention=architecture.facts["attention"],
         grid="%dx%d" % tuple(result["grid"]),
         dev_accuracy=round(100 * result["dev"]["accuracy"], 2),
         test_accuracy=round(100 * result["test"]["accuracy"], 2),
@@ -95,9 +96,9 @@ def lra_rows(runs, result, config, folder, study):
         train_time_s=result["train_time_s"],
         wall_time_s=result["wall_time_s"],
         parameters=result["parameters"],
-        max_length=config["data"]["max_length"],
+        max_length=config["data_options"]["max_length"],
         batch_sequences=config["batch_size"],
-        lr=config["learning_rate"],
+        lr=config["lr"],
         warmup_steps=config["warmup_steps"],
         mimo_warmup_steps=config["mimo_warmup_steps"],
         model="emb %d, hidden %d, %d heads x %d, %d layers, R %d"
@@ -109,7 +110,7 @@ def lra_rows(runs, result, config, folder, study):
             model["num_layers"],
             model["num_random_features"],
         ),
-        command=f"bash docs/results/run_listops.sh {recipe}",
+        command=f"bash docs/results/run_listops.sh {recipe.removesuffix('-quick')}",
     )
 
 

@@ -29,7 +29,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 
 class IDXFormatError(ValueError):
-    """An IDX file whose bytes do not match the IDX format; the message names the file and the fault."""
+    """An IDX file whose bytes do not match the IDX format; the message names the file and
+    the fault."""
 
 
 def _read_bytes(path):
@@ -61,13 +62,15 @@ def read_idx(path, expected_ndim=None):
     zero_a, zero_b, type_code, ndim = struct.unpack(">BBBB", content[:4])
     if zero_a != 0 or zero_b != 0:
         raise IDXFormatError(
-            f"{path}: bad magic number 0x{content[:4].hex()}; an IDX file starts with two zero bytes "
+            f"{path}: bad magic number 0x{content[:4].hex()}; "
+            f"an IDX file starts with two zero bytes "
             "(e.g. 0x00000803 for images, 0x00000801 for labels). This is not an IDX file."
         )
     if type_code not in IDX_DTYPES:
         known = ", ".join(f"0x{code:02X}" for code in IDX_DTYPES)
         raise IDXFormatError(
-            f"{path}: unknown IDX data type 0x{type_code:02X} in the magic number; known types are {known}."
+            f"{path}: unknown IDX data type 0x{type_code:02X} in the magic number; "
+            f"known types are {known}."
         )
     if ndim == 0:
         raise IDXFormatError(
@@ -75,12 +78,14 @@ def read_idx(path, expected_ndim=None):
         )
     if expected_ndim is not None and ndim != expected_ndim:
         raise IDXFormatError(
-            f"{path}: the file holds a {ndim}-dimensional array, expected {expected_ndim} dimensions."
+            f"{path}: the file holds a {ndim}-dimensional array, "
+            f"expected {expected_ndim} dimensions."
         )
     header_size = 4 + 4 * ndim
     if len(content) < header_size:
         raise IDXFormatError(
-            f"{path}: truncated header: {ndim} dimensions need {header_size} header bytes, the file has {len(content)}."
+            f"{path}: truncated header: {ndim} dimensions need {header_size} header bytes, "
+            f"the file has {len(content)}."
         )
     shape = struct.unpack(f">{ndim}I", content[4:header_size])
     dtype = IDX_DTYPES[type_code]
@@ -93,7 +98,8 @@ def read_idx(path, expected_ndim=None):
         )
     if actual_data > expected_data:
         raise IDXFormatError(
-            f"{path}: {actual_data - expected_data} unexpected bytes after the data: the header declares "
+            f"{path}: {actual_data - expected_data} unexpected bytes after the data: "
+            f"the header declares "
             f"shape {shape} ({expected_data} data bytes) but {actual_data} follow."
         )
     array = np.frombuffer(
@@ -103,14 +109,16 @@ def read_idx(path, expected_ndim=None):
 
 
 def write_idx(path, array, compress=None):
-    """Writes ``array`` as an IDX file; gzip-compressed if ``compress`` or if the name ends in .gz."""
+    """Writes ``array`` as an IDX file; gzip-compressed if ``compress`` or if the name
+    ends in .gz."""
     path = os.fspath(path)
     array = np.asarray(array)
     codes = {dtype.newbyteorder("="): code for code, dtype in IDX_DTYPES.items()}
     native = array.dtype.newbyteorder("=")
     if native not in codes:
         raise ValueError(
-            f"IDX cannot store dtype {array.dtype}; use one of uint8, int8, int16, int32, float32, float64."
+            f"IDX cannot store dtype {array.dtype}; "
+            f"use one of uint8, int8, int16, int32, float32, float64."
         )
     if not 1 <= array.ndim <= 255:
         raise ValueError(f"IDX stores arrays of 1 to 255 dimensions, got {array.ndim}.")

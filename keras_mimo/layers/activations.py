@@ -1,4 +1,5 @@
-"""Activations of the residual body: ReLU (WideResNet), per-channel PReLU (MIMOConv) and shifted ReLU (WideISONet)."""
+"""Activations of the residual body: ReLU (WideResNet), per-channel PReLU (MIMOConv) and shifted
+ReLU (WideISONet)."""
 
 import keras
 from keras import ops
@@ -9,7 +10,8 @@ DEFAULT_ACTIVATION_INIT = {"relu": None, "prelu": 0.5, "srelu": -1.0}
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
 class ShiftedReLU(keras.layers.Layer):
-    """``relu(x - b) + b`` with a trainable per-channel offset ``b`` (ISONet's SReLU, initialised at -1)."""
+    """``relu(x - b) + b`` with a trainable per-channel offset ``b`` (ISONet's SReLU,
+    initialised at -1)."""
 
     def __init__(self, offset_init=-1.0, **kwargs):
         super().__init__(**kwargs)
@@ -35,7 +37,8 @@ class ShiftedReLU(keras.layers.Layer):
 
 
 def make_activation(kind, init=None, name=None):
-    """A fresh activation layer: "relu", "prelu" (per-channel slope, init 0.5) or "srelu" (per-channel offset, init -1)."""
+    """A fresh activation layer: "relu", "prelu" (per-channel slope, init 0.5) or "srelu"
+    (per-channel offset, init -1)."""
     if kind not in ACTIVATIONS:
         raise ValueError(f"activation={kind!r} is unknown: use one of {ACTIVATIONS}.")
     init = DEFAULT_ACTIVATION_INIT[kind] if init is None else float(init)
@@ -49,5 +52,6 @@ def make_activation(kind, init=None, name=None):
 
 
 def is_activation_parameter(variable_path):
-    """True for PReLU slopes and SReLU offsets, which the paper's recipe keeps out of weight decay."""
+    """True for PReLU slopes and SReLU offsets, which the paper's recipe keeps out of weight
+    decay."""
     return variable_path.endswith("/alpha") or variable_path.endswith("/offset")

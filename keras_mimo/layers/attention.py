@@ -1,4 +1,4 @@
-"""FAVOR+ random-feature attention and its superposed forms (DESIGN.md section 3).
+"""FAVOR+ random-feature attention and its superposed forms (docs/design.md section 3).
 
 Every attention core here takes queries, keys and values already split into heads,
 ``(batch, length, heads, head_dim)``, and a padding mask ``(batch, length)`` (1 = token,
@@ -41,7 +41,8 @@ KERNEL_EPSILON = 1e-3
 
 # --------------------------------------------------------------------------- random quantities
 def gaussian_orthogonal_random_matrix(rows, columns, seed=None):
-    """A ``(rows, columns)`` float32 numpy matrix: blocks of ``columns`` orthonormal rows, each row scaled by a chi norm.
+    """A ``(rows, columns)`` float32 numpy matrix: blocks of ``columns`` orthonormal rows, each row
+    scaled by a chi norm.
 
     The FAVOR+ projection (Choromanski et al. 2021): stacked orthonormal blocks (the last block
     truncated), row ``i`` multiplied by the norm of an independent standard Gaussian vector of
@@ -59,7 +60,8 @@ def gaussian_orthogonal_random_matrix(rows, columns, seed=None):
 
 
 def bipolar_keys(shape, seed=None):
-    """Random {-1, +1} float32 keys of ``shape`` (..., dim); the first key (index 0 on every leading axis) is all ones.
+    """Random {-1, +1} float32 keys of ``shape`` (..., dim); the first key (index 0 on every leading
+    axis) is all ones.
 
     Fixing the first key changes nothing in distribution (flipping the signs of coordinates of
     all keys at once is absorbed by the random projection and by the unbinding), and it makes a
@@ -73,7 +75,8 @@ def bipolar_keys(shape, seed=None):
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
 class GaussianOrthogonalRandom(keras.initializers.Initializer):
-    """Initialiser of FAVOR+ projections, shape ``(R, D)``: see :func:`gaussian_orthogonal_random_matrix`.
+    """Initialiser of FAVOR+ projections, shape ``(R, D)``: see
+    :func:`gaussian_orthogonal_random_matrix`.
 
     Drawn with numpy from ``seed``, so the same seed gives the same matrix on every backend.
     """
@@ -109,13 +112,15 @@ class BipolarKeys(keras.initializers.Initializer):
 
 
 def _fresh_seed(seed):
-    """``seed`` itself, or (for None) a seed drawn now, so that random weights always come from one number."""
+    """``seed`` itself, or (for None) a seed drawn now, so that random weights always come from one
+    number."""
     return int(np.random.SeedSequence().generate_state(1)[0]) if seed is None else seed
 
 
 # --------------------------------------------------------------------------- checks
 class GridCapacityConfig:
-    """Mixin: ``from_config`` turns the JSON list ``capacity`` back into the ``(M, N)`` tuple the constructor takes."""
+    """Mixin: ``from_config`` turns the JSON list ``capacity`` back into the ``(M, N)`` tuple the
+    constructor takes."""
 
     @classmethod
     def from_config(cls, config):
@@ -125,7 +130,8 @@ class GridCapacityConfig:
 
 
 def check_grid(grid, capacity=None, name="grid"):
-    """Returns ``grid`` as a tuple ``(M, N)`` of positive ints (not above ``capacity``); a ValueError otherwise."""
+    """Returns ``grid`` as a tuple ``(M, N)`` of positive ints (not above ``capacity``); a
+    ValueError otherwise."""
     ok = (
         isinstance(grid, (tuple, list))
         and len(grid) == 2
@@ -150,7 +156,8 @@ def _check_heads(name, query, key, value):
     shapes = [tuple(t.shape) for t in (query, key, value)]
     if any(len(s) != 4 for s in shapes):
         raise ValueError(
-            f"{name} expects query, key and value of shape (batch, length, heads, head_dim), got {shapes}."
+            f"{name} expects query, key and value of shape (batch, length, heads, head_dim), "
+            f"got {shapes}."
         )
     if shapes[0][2:] != shapes[1][2:] or shapes[0][2:] != shapes[2][2:]:
         raise ValueError(
@@ -207,7 +214,8 @@ class FAVORAttention(keras.layers.Layer):
         return ops.relu(dash) + self.epsilon
 
     def _prepare(self, query, key, value, mask, extra_scale=1.0):
-        """Casts to float32 (the reference runs attention outside autocast), scales q, k and masks k, v."""
+        """Casts to float32 (the reference runs attention outside autocast), scales q, k and
+        masks k, v."""
         query, key, value = (ops.cast(t, "float32") for t in (query, key, value))
         scale = 1.0 / (math.sqrt(math.sqrt(self.head_dim)) * extra_scale)
         query = query * scale
@@ -244,9 +252,9 @@ class FAVORAttention(keras.layers.Layer):
 class SuperposedFAVORAttention(GridCapacityConfig, FAVORAttention):
     """FAVOR+ attention over an M x N grid of inputs in superposition ('att.', MIMOFormer).
 
-    ``call(query, key, value, padding_mask=None, grid=None)``: inputs ``(batch, length, heads, head_dim)``
-    with ``batch`` a multiple of M * N (``grid``, default the capacity). Returns
-    ``(batch, length, heads, head_dim)``, one row per input in input order; with
+    ``call(query, key, value, padding_mask=None, grid=None)``: inputs
+    ``(batch, length, heads, head_dim)`` with ``batch`` a multiple of M * N (``grid``, default the
+    capacity). Returns ``(batch, length, heads, head_dim)``, one row per input in input order; with
     ``bundled_output=True`` returns the N query bundles of each superposition,
     ``(batch / M, length, heads, head_dim)``, still superposed over m (the 'att.+MLP' block).
     q and k are additionally divided by sqrt(M * N). A grid smaller than the capacity uses
@@ -293,8 +301,10 @@ class SuperposedFAVORAttention(GridCapacityConfig, FAVORAttention):
         batch = query.shape[0]
         if isinstance(batch, int) and batch % (m * n):
             raise ValueError(
-                f"{self.name}: the batch ({batch}) must be a multiple of M * N = {m * n} at grid {(m, n)}; "
-                "pad it (keras_mimo.superposition.pad_to_multiple) or use a model, which pads for you."
+                f"{self.name}: the batch ({batch}) must be a multiple of M * N = {m * n} "
+                f"at grid {(m, n)}; "
+                "pad it (keras_mimo.superposition.pad_to_multiple) "
+                "or use a model, which pads for you."
             )
         out_dtype = query.dtype
         query, key, value = self._prepare(
@@ -336,12 +346,13 @@ ATTENTION_TYPES = ("performer", "att", "att+mlp")
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
 class MultiHeadFAVORAttention(GridCapacityConfig, keras.layers.Layer):
-    """Multi-head linear attention: Dense q, k, v projections -> FAVOR+ core -> Dense output projection.
+    """Multi-head linear attention: Dense q, k, v projections -> FAVOR+ core -> Dense output
+    projection.
 
-    ``call(x, padding_mask=None, grid=None)`` on ``(batch, length, dim)``. ``attention`` chooses the core:
-    ``"performer"`` (plain FAVOR+), ``"att"`` (superposed, one output row per input) or
-    ``"att+mlp"`` (superposed, output stays bundled: ``batch / M`` rows). The projections run
-    per input, before superposition, as in the reference.
+    ``call(x, padding_mask=None, grid=None)`` on ``(batch, length, dim)``. ``attention`` chooses the
+    core: ``"performer"`` (plain FAVOR+), ``"att"`` (superposed, one output row per input) or
+    ``"att+mlp"`` (superposed, output stays bundled: ``batch / M`` rows). The projections run per
+    input, before superposition, as in the reference.
 
     Args:
         num_heads: H.

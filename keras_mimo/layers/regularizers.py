@@ -1,4 +1,5 @@
-"""The isometry regulariser of ISONet (arXiv 2006.16992), applied to every body convolution of MIMOConv."""
+"""The isometry regulariser of ISONet (arXiv 2006.16992), applied to every body convolution of
+MIMOConv."""
 
 import functools
 
@@ -6,9 +7,10 @@ import keras
 import numpy as np
 from keras import ops
 
-# Up to this many multiply-adds per tap pair (rows^2 * cols), a stride-1 kernel's Grams come from one
-# matmul over all tap pairs (few ops: fast for small kernels, where op overhead dominates); above it,
-# one matmul per displacement does 45 instead of 81 tap-pair products. Both give the same value.
+# Up to this many multiply-adds per tap pair (rows^2 * cols), a stride-1 kernel's Grams come from
+# one matmul over all tap pairs (few ops: fast for small kernels, where op overhead dominates);
+# above it, one matmul per displacement does 45 instead of 81 tap-pair products.
+# Both give the same value.
 _ALL_PAIRS_LIMIT = 2**25
 
 
@@ -43,9 +45,10 @@ class IsometryRegularizer(keras.regularizers.Regularizer):
         # taps[r, i, j, c]: operator row r at tap (i, j); rows = the smaller side.
         taps = ops.transpose(kernel, (2, 0, 1, 3) if cin < cout else (3, 0, 1, 2))
         rows = min(cin, cout)
-        # conv(W, W, padding k-1, stride) at output index p is the tap-displacement d = p * stride - (k - 1)
-        # Gram matrix G_d = sum_b W_{b+d} W_b^T. Computed as one matmul per displacement (a third
-        # of the conv's arithmetic), and once per mirror pair since ||G_-d|| = ||G_d^T|| = ||G_d||.
+        # conv(W, W, padding k-1, stride) at output index p is the tap-displacement
+        # d = p * stride - (k - 1) Gram matrix G_d = sum_b W_{b+d} W_b^T. Computed as one matmul
+        # per displacement (a third of the conv's arithmetic), and once per mirror pair since
+        # ||G_-d|| = ||G_d^T|| = ||G_d||.
         shifts, centre = _kept_displacements(kh, kw, self.strides)
         total, seen = 0.0, set()
         for shift in shifts:
@@ -64,7 +67,8 @@ class IsometryRegularizer(keras.regularizers.Regularizer):
         return self.weight * 0.5 * total
 
     def _all_pairs_total(self, kernel):
-        """The same sum from one matmul ``P = M M^T`` of all tap pairs: ``G_d`` sums the blocks ``P_ab`` with ``a - b = d``."""
+        """The same sum from one matmul ``P = M M^T`` of all tap pairs: ``G_d`` sums the blocks
+        ``P_ab`` with ``a - b = d``."""
         kh, kw, cin, cout = kernel.shape
         rows, cols, taps = min(cin, cout), max(cin, cout), kh * kw
         operator = kernel if cin < cout else ops.transpose(kernel, (0, 1, 3, 2))
@@ -91,7 +95,8 @@ class IsometryRegularizer(keras.regularizers.Regularizer):
 
 
 def _kept_displacements(kh, kw, strides):
-    """The tap displacements ``conv(W, W, padding k-1, stride)`` keeps, and the centre one (identity target)."""
+    """The tap displacements ``conv(W, W, padding k-1, stride)`` keeps, and the centre one
+    (identity target)."""
     shifts_h = [p - (kh - 1) for p in range(0, 2 * kh - 1, strides)]
     shifts_w = [q - (kw - 1) for q in range(0, 2 * kw - 1, strides)]
     return [(dh, dw) for dh in shifts_h for dw in shifts_w], (
@@ -102,7 +107,8 @@ def _kept_displacements(kh, kw, strides):
 
 @functools.lru_cache(maxsize=None)
 def _displacement_selection(kh, kw, strides):
-    """``S[d, a, b] = 1`` where tap a minus tap b is the kept displacement d, and the index of the centre d.
+    """``S[d, a, b] = 1`` where tap a minus tap b is the kept displacement d, and the index of the
+    centre d.
 
     Cached: eager backends (PyTorch) call the regulariser every step. Read-only for callers.
     """

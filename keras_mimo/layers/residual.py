@@ -1,4 +1,4 @@
-"""The superposed body: pre-activation wide residual blocks (DESIGN.md section 2, step 5)."""
+"""The superposed body: pre-activation wide residual blocks (docs/design.md section 2, step 5)."""
 
 import keras
 from keras import ops
@@ -9,17 +9,20 @@ from keras_mimo.layers.regularizers import IsometryRegularizer
 
 
 def batch_norm(name):
-    """BatchNorm with PyTorch's defaults (momentum 0.1 there is 0.9 here, eps 1e-5), so converted weights behave the same."""
+    """BatchNorm with PyTorch's defaults (momentum 0.1 there is 0.9 here, eps 1e-5), so converted
+    weights behave the same."""
     return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
 
 
 def pad_one_pixel(images):
-    """Zero padding of one pixel on every side: PyTorch's ``padding=1`` for strided 3x3 convs (Keras' "same" is asymmetric)."""
+    """Zero padding of one pixel on every side: PyTorch's ``padding=1`` for strided 3x3 convs
+    (Keras' "same" is asymmetric)."""
     return ops.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)))
 
 
 def strided_size(size, strides):
-    """Output length of a 3x3 conv with one pixel of padding per side at ``strides`` (None stays None)."""
+    """Output length of a 3x3 conv with one pixel of padding per side at ``strides``
+    (None stays None)."""
     return None if size is None else (size - 1) // strides + 1
 
 
@@ -42,10 +45,11 @@ def conv_then_batch_norm(inputs, conv, bn, training):
 
 
 def _conv_with_folded_batch_norm(inputs, conv, bn, mean, variance):
-    """``conv(inputs)`` normalised with ``mean`` and ``variance`` by BN ``bn``, as one conv plus a bias.
+    """``conv(inputs)`` normalised with ``mean`` and ``variance`` by BN ``bn``, as one conv
+    plus a bias.
 
-    The fold is computed in float32 (BN statistics stay float32 under mixed precision); the conv runs in the
-    input's dtype.
+    The fold is computed in float32 (BN statistics stay float32 under mixed precision); the conv
+    runs in the input's dtype.
     """
     scale = ops.cast(bn.gamma, "float32") * ops.rsqrt(variance + bn.epsilon)
     bias = ops.cast(bn.beta, "float32") - mean * scale
@@ -57,7 +61,8 @@ def _conv_with_folded_batch_norm(inputs, conv, bn, mean, variance):
 
 
 def stem_conv_then_batch_norm(images, conv, bn, training):
-    """``bn(conv(images))`` for a stem on raw images, without a BN pass over its output when training.
+    """``bn(conv(images))`` for a stem on raw images, without a BN pass over its output
+    when training.
 
     The stem runs on every image (N times the body's batch) at full resolution with more channels
     than the images have, so a training-mode BatchNorm on its output is several passes over the
@@ -70,13 +75,15 @@ def stem_conv_then_batch_norm(images, conv, bn, training):
     ``bn(conv(images), training=True)``, up to rounding (checked by the tests).
     """
     if not (training and bn.trainable) or conv.use_bias or tuple(conv.dilation_rate) != (1, 1):
-        # Inference, a frozen BN, or a conv the patch statistics below do not cover (a bias, dilation).
+        # Inference, a frozen BN, or a conv the patch statistics below do not cover (a bias,
+        # dilation).
         return conv_then_batch_norm(images, conv, bn, training)
     kernel = ops.cast(conv.kernel, "float32")
     kh, kw, in_channels, out_channels = kernel.shape
     size = kh * kw * in_channels
     padding = "same" if conv.padding == "same" else "valid"
-    # Each output position's input patch, in the kernel's (kh, kw, C_in) order: a conv with an identity kernel.
+    # Each output position's input patch, in the kernel's (kh, kw, C_in) order: a conv with an
+    # identity kernel.
     identity = ops.reshape(ops.eye(size, dtype="float32"), (kh, kw, in_channels, size))
     patches = ops.conv(ops.cast(images, "float32"), identity, strides=conv.strides, padding=padding)
     patches = ops.reshape(patches, (-1, size))
@@ -106,7 +113,8 @@ class PreActWideBlock(keras.layers.Layer):
         strides: stride of the first convolution (1 or 2).
         activation: "relu", "prelu" or "srelu".
         activation_init: PReLU slope / SReLU offset at initialisation (None: 0.5 / -1).
-        isometry_regularization: weight of the isometry regulariser on the three convolutions (0 disables).
+        isometry_regularization: weight of the isometry regulariser on the three convolutions
+            (0 disables).
         seed: seed of the convolution initialisers.
     """
 
@@ -166,8 +174,8 @@ class PreActWideBlock(keras.layers.Layer):
         )
         self.bn1.build(input_shape)
         self.act1.build(input_shape)
-        # A strided conv1 sees its input padded by one pixel per side (see call): build it for that shape,
-        # so inputs as small as 1x1 are accepted.
+        # A strided conv1 sees its input padded by one pixel per side (see call): build it for that
+        # shape, so inputs as small as 1x1 are accepted.
         self.conv1.build(
             input_shape
             if self.strides == 1

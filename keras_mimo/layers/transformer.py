@@ -1,4 +1,5 @@
-"""Pre-LayerNorm Transformer blocks with FAVOR+ attention, plain or in superposition (DESIGN.md section 3).
+"""Pre-LayerNorm Transformer blocks with FAVOR+ attention, plain or in superposition
+(docs/design.md section 3).
 
 Three kinds, chosen by ``attention``:
 
@@ -11,7 +12,8 @@ Three kinds, chosen by ``attention``:
   end every (m, n) item is retrieved by multiplying with its key (:func:`retrieve_stream`).
   Attention and MLP cost drop by about M.
 
-Batch order everywhere: input ``b' * M * N + m * N + n`` is grid cell ``(m, n)`` of superposition ``b'``.
+Batch order everywhere: input ``b' * M * N + m * N + n`` is grid cell ``(m, n)`` of
+superposition ``b'``.
 """
 
 import keras
@@ -32,7 +34,8 @@ LAYER_NORM_EPSILON = 1e-5  # torch's default, used by the reference
 
 
 def superpose_stream(x, keys, grid):
-    """Binds ``(B, L, C)`` items with ``keys[m, n]`` (``(M_cap, N_cap, C)``) and sums over m -> ``(B / M, L, C)``."""
+    """Binds ``(B, L, C)`` items with ``keys[m, n]`` (``(M_cap, N_cap, C)``) and sums over m ->
+    ``(B / M, L, C)``."""
     m, n = grid
     length, channels = ops.shape(x)[1], x.shape[-1]
     keys = ops.reshape(ops.cast(keys[:m, :n], x.dtype), (1, m, n, 1, channels))
@@ -41,7 +44,8 @@ def superpose_stream(x, keys, grid):
 
 
 def retrieve_stream(x, keys, grid):
-    """Unbinds ``(B / M, L, C)`` bundles into every item: bundle n of a superposition times ``keys[m, n]`` -> ``(B, L, C)``."""
+    """Unbinds ``(B / M, L, C)`` bundles into every item: bundle n of a superposition times
+    ``keys[m, n]`` -> ``(B, L, C)``."""
     m, n = grid
     length, channels = ops.shape(x)[1], x.shape[-1]
     keys = ops.reshape(ops.cast(keys[:m, :n], x.dtype), (1, m, n, 1, channels))
@@ -53,8 +57,8 @@ def retrieve_stream(x, keys, grid):
 class MIMOFormerBlock(GridCapacityConfig, keras.layers.Layer):
     """One pre-LN encoder block: LN -> attention -> dropout + residual; LN -> MLP(ReLU) + residual.
 
-    ``call(x, padding_mask=None, grid=None, training=None)`` on ``(batch, length, dim)`` returns the same
-    shape; ``batch`` must be a multiple of M * N for the superposed kinds.
+    ``call(x, padding_mask=None, grid=None, training=None)`` on ``(batch, length, dim)`` returns the
+    same shape; ``batch`` must be a multiple of M * N for the superposed kinds.
 
     Args:
         num_heads: H.

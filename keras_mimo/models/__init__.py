@@ -1,4 +1,5 @@
-"""Ready models: MIMOConv / WideResNet (CNN) and MIMOFormer / Performer (linear Transformer), with named configurations."""
+"""Ready models: MIMOConv / WideResNet (CNN) and MIMOFormer / Performer (linear Transformer), with
+named configurations."""
 
 from keras_mimo.models.mimoconv import MIMOConv, WideResNet
 from keras_mimo.models.mimoformer import MIMOFormer, MIMOWarmup, Performer

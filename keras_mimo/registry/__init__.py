@@ -6,7 +6,8 @@ architecture is trained on a dataset) are in :mod:`keras_mimo.training.recipes`.
 
 Naming schemes (docs/design.md section 6):
 
-* architecture: ``{family}-{size}``, e.g. ``wrn-28-10``, ``mimoconv-10-2``, ``mimoformer-att-listops``;
+* architecture: ``{family}-{size}``, e.g. ``wrn-28-10``, ``mimoconv-10-2``,
+  ``mimoformer-att-listops``;
 * dataset: ``cifar10``, ``fashion-mnist``, ``listops`` (``_`` and ``-`` alike);
 * recipe: ``{architecture}.{dataset}[-{regime}]``, e.g. ``mimoconv-10-2.fashion-mnist-n2``;
 * preset (trained weights): the name of the recipe that trained them.

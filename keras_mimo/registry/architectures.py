@@ -104,7 +104,8 @@ for _name, (_class, _arguments, _description, _facts) in lra_architectures().ite
 
 
 def get_architecture(name):
-    """The :class:`Architecture` called ``name``; an ``UnknownNameError`` with the closest names otherwise.
+    """The :class:`Architecture` called ``name``; an ``UnknownNameError`` with the closest names
+    otherwise.
 
     Example:
 

@@ -5,20 +5,20 @@ Names are lower case with ``-`` (``fashion-mnist``); ``_`` is accepted in its pl
 :mod:`keras_mimo.data` (images) and :mod:`keras_mimo.data.lra` (Long Range Arena); this table is
 keras-free so that the command line can check a name before a backend is imported.
 
-======================  ======  =======  ==========  ================================================
-name                    family  classes  vocabulary  what it is
-======================  ======  =======  ==========  ================================================
-cifar10                 image   10                   CIFAR-10, 32x32 RGB (tensorflow-datasets)
-cifar100                image   100                  CIFAR-100, 32x32 RGB (tensorflow-datasets)
-svhn                    image   10                   SVHN cropped digits, 32x32 RGB
-mnist                   image   10                   MNIST, 28x28 grey, centre-cropped to 20x20
-fashion-mnist           image   10                   Fashion-MNIST, 28x28 grey, centre-cropped to 20x20
-listops                 lra     10       19          LRA ListOps: nested list operations, <= 2000 tokens
-text                    lra     2        257         LRA Text: IMDB reviews as bytes (+1, 0 pads)
-retrieval               lra     2        257         LRA Retrieval: pairs of AAN papers as bytes
-image                   lra     10       256         LRA Image: CIFAR-10 as 1024 grey-level tokens
-pathfinder              lra     2        256         LRA Pathfinder: 32x32 images as 1024 tokens
-======================  ======  =======  ==========  ================================================
+================  ======  =======  ==========  ================================================
+name              family  classes  vocabulary  what it is
+================  ======  =======  ==========  ================================================
+cifar10           image   10                   CIFAR-10, 32x32 RGB (tensorflow-datasets)
+cifar100          image   100                  CIFAR-100, 32x32 RGB (tensorflow-datasets)
+svhn              image   10                   SVHN cropped digits, 32x32 RGB
+mnist             image   10                   MNIST, 28x28 grey, centre-cropped to 20x20
+fashion-mnist     image   10                   Fashion-MNIST, 28x28 grey, centre-cropped to 20x20
+listops           lra     10       19          LRA ListOps: nested list operations, <= 2000 tokens
+text              lra     2        257         LRA Text: IMDB reviews as bytes (+1, 0 pads)
+retrieval         lra     2        257         LRA Retrieval: pairs of AAN papers as bytes
+image             lra     10       256         LRA Image: CIFAR-10 as 1024 grey-level tokens
+pathfinder        lra     2        256         LRA Pathfinder: 32x32 images as 1024 tokens
+================  ======  =======  ==========  ================================================
 
 The vocabulary sizes are those of keras-mimo's tokenisers (ListOps: 9 operators and brackets,
 10 digits; bytes + 1 so that 0 pads; grey levels with ``token_offset=0``, so a black pixel is
@@ -74,7 +74,8 @@ LRA_TASK_NAMES = tuple(n for n, info in DATASETS.items() if info.family == "lra"
 
 
 def get_dataset(name, family=None):
-    """The :class:`DatasetInfo` of ``name``; :class:`UnknownNameError` with the closest names otherwise.
+    """The :class:`DatasetInfo` of ``name``; :class:`UnknownNameError` with the closest names
+    otherwise.
 
     ``family`` ("image" or "lra") restricts the look-up to one family.
 

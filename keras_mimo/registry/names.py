@@ -11,10 +11,11 @@ class UnknownNameError(ValueError):
 
     Example:
 
-    >>> lookup({"wrn-28-10": 1}, "wrn-28-1", "architecture")
-    Traceback (most recent call last):
-    ...
-    keras_mimo.registry.names.UnknownNameError: Unknown architecture 'wrn-28-1'. Did you mean 'wrn-28-10'? ...
+    >>> try:
+    ...     lookup({"wrn-28-10": 1}, "wrn-28-1", "architecture")
+    ... except UnknownNameError as error:
+    ...     print(error, error.suggestions)
+    Unknown architecture 'wrn-28-1'. Did you mean 'wrn-28-10'? ['wrn-28-10']
     """
 
     def __init__(self, kind, name, known, listing=None):

@@ -1,8 +1,10 @@
 """Training both families as their papers do, through ``model.fit`` on TensorFlow, JAX and PyTorch.
 
-* ``OneCycleLR`` / ``OneCycleMomentum`` / ``one_cycle``: PyTorch's one-cycle schedule as Keras schedules;
+* ``OneCycleLR`` / ``OneCycleMomentum`` / ``one_cycle``: PyTorch's one-cycle schedule as Keras
+  schedules;
 * ``FilteredSGD``: PyTorch-style SGD with scheduled momentum, weight decay that skips PReLU/SReLU
-  parameters, and the gradient filter (skip an update whose norm exceeds factor x last epoch's mean);
+  parameters, and the gradient filter (skip an update whose norm exceeds factor x last epoch's
+  mean);
 * callbacks: ``GradientFilterCallback``, ``DynamicSuperposition``, ``LazyIsometry``,
   ``MultiSuperpositionValidation``, ``ScheduleLogger``, ``AtomicCheckpoint``;
 * ``CyclicAdamW``: PyTorch AdamW with a cycled ``beta_1`` (the MIMOFormer recipes);

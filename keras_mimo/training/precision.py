@@ -1,4 +1,5 @@
-"""Mixed precision for training runs: which Keras dtype policy a ``--mixed-precision`` mode means, set for one run.
+"""Mixed precision for training runs: which Keras dtype policy a ``--mixed-precision`` mode means,
+set for one run.
 
 Modes: ``"off"`` (float32), ``"float16"`` / ``"bfloat16"`` (``mixed_float16`` / ``mixed_bfloat16``:
 float32 variables, half-precision compute, float32 logits), and ``"auto"``, whose meaning is the
@@ -13,7 +14,8 @@ MODES = ("auto", "off", "float16", "bfloat16")
 
 
 def mixed_precision_policy(mode, auto_policy=None):
-    """The dtype policy name for ``mode`` (None: float32); ``"auto"`` gives ``auto_policy``, the caller's default."""
+    """The dtype policy name for ``mode`` (None: float32); ``"auto"`` gives ``auto_policy``, the
+    caller's default."""
     if mode in (None, "auto"):
         return auto_policy
     if mode == "off":
@@ -25,7 +27,8 @@ def mixed_precision_policy(mode, auto_policy=None):
 
 @contextlib.contextmanager
 def global_dtype_policy(policy):
-    """Sets Keras' global dtype policy (None leaves it alone) for the body of the ``with``, then restores it."""
+    """Sets Keras' global dtype policy (None leaves it alone) for the body of the ``with``, then
+    restores it."""
     import keras
 
     previous = keras.config.dtype_policy()

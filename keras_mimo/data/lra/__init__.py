@@ -1,20 +1,20 @@
 """Long Range Arena (Tay et al. 2020) data for MIMOFormer, as tf.data pipelines.
 
 Every loader yields ``(tokens, label)`` batches of ``batch_size * M * N`` sequences (``grid`` = N or
-(M, N); the model superposes them into ``batch_size`` bundles), int32 tokens right-padded with 0 so that
-``mask = tokens != 0``, int32 labels. Training splits are shuffled with ``seed`` and drop the last
-incomplete batch; 'dev' and 'test' keep every example, in file order. Without the data a
+(M, N); the model superposes them into ``batch_size`` bundles), int32 tokens right-padded with 0 so
+that ``mask = tokens != 0``, int32 labels. Training splits are shuffled with ``seed`` and drop the
+last incomplete batch; 'dev' and 'test' keep every example, in file order. Without the data a
 :class:`LRADataNotFoundError` says how to get it.
 
-=========== ================================ ========= ======= ======================================
-task        loader                           length    classes data
-=========== ================================ ========= ======= ======================================
-listops     :func:`listops_dataset`          2000      10      :func:`write_listops_splits`, release
-text        :func:`imdb_bytes_dataset`       1000/4000 2       tfds ``imdb_reviews``
-retrieval   :func:`retrieval_dataset`        2 x 4000  2       release ``tsv_data/new_aan_pairs.*``
-image       :func:`cifar10_grey_dataset`     1024      10      tfds ``cifar10``
-pathfinder  :func:`pathfinder_dataset`       1024      2       release ``pathfinder32/<difficulty>``
-=========== ================================ ========= ======= ======================================
+=========== ============================== ========= ======= ======================================
+task        loader                         length    classes data
+=========== ============================== ========= ======= ======================================
+listops     :func:`listops_dataset`        2000      10      :func:`write_listops_splits`, release
+text        :func:`imdb_bytes_dataset`     1000/4000 2       tfds ``imdb_reviews``
+retrieval   :func:`retrieval_dataset`      2 x 4000  2       release ``tsv_data/new_aan_pairs.*``
+image       :func:`cifar10_grey_dataset`   1024      10      tfds ``cifar10``
+pathfinder  :func:`pathfinder_dataset`     1024      2       release ``pathfinder32/<difficulty>``
+=========== ============================== ========= ======= ======================================
 
 ``lra_dataset(task, split, **options)`` picks the loader by task name.
 """
@@ -72,7 +72,8 @@ LRA_TASKS = {
 
 
 def lra_dataset(task, split="train", **kwargs):
-    """``lra_dataset('listops', 'dev', data_dir=..., batch_size=8, grid=(2, 2))``: the task's loader.
+    """``lra_dataset('listops', 'dev', data_dir=..., batch_size=8, grid=(2, 2))``: the
+    task's loader.
 
     An unknown task raises ``keras_mimo.registry.UnknownNameError`` naming the closest tasks.
     """

@@ -25,7 +25,8 @@ PAD_ID = 0
 
 
 class LRADataNotFoundError(FileNotFoundError):
-    """The files of a Long Range Arena task are not on this machine; the message says how to get them."""
+    """The files of a Long Range Arena task are not on this machine; the message says how to get
+    them."""
 
 
 def _tf():
@@ -61,8 +62,10 @@ def release_hint(folder_in_release):
     """The sentence that tells how to get the LRA release files."""
     return (
         f"Download the Long Range Arena release archive lra_release.gz from {LRA_RELEASE_URL} "
-        f"(or copy {LRA_RELEASE_BUCKET} with gsutil), extract it with `tar xzf lra_release.gz`, and pass "
-        f"data_dir=<extracted>/lra_release/{folder_in_release} (the lra_release folder itself works too)."
+        f"(or copy {LRA_RELEASE_BUCKET} with gsutil), "
+        f"extract it with `tar xzf lra_release.gz`, and pass "
+        f"data_dir=<extracted>/lra_release/{folder_in_release} "
+        f"(the lra_release folder itself works too)."
     )
 
 
@@ -84,10 +87,12 @@ def pad_or_truncate(tokens, max_length):
 
 
 def byte_tokens(text, max_length, byte_limit=None):
-    """Byte-level tokens as LRA's ByteTextEncoder makes them: UTF-8 byte value + 1 (so 0 stays padding).
+    """Byte-level tokens as LRA's ByteTextEncoder makes them: UTF-8 byte value + 1 (so 0 stays
+    padding).
 
     ``text`` is a scalar tf.string; the result is int32 [max_length] (truncated, then zero-padded).
-    ``byte_limit`` first cuts the raw string to that many bytes (LRA's retrieval pipeline keeps 10000).
+    ``byte_limit`` first cuts the raw string to that many bytes (LRA's retrieval pipeline
+    keeps 10000).
     """
     tf = _tf()
     if byte_limit is not None:
@@ -109,11 +114,13 @@ def finish(
     drop_remainder,
     repeat,
 ):
-    """Shuffle raw records, tokenise (``transform``: dataset -> dataset), batch B * M * N sequences, prefetch.
+    """Shuffle raw records, tokenise (``transform``: dataset -> dataset), batch B * M * N sequences,
+    prefetch.
 
-    ``shuffle`` defaults to ``training``; ``drop_remainder`` defaults to ``training`` (a training step then
-    always sees exactly B * M * N sequences); evaluation splits never drop a remainder unless asked.
-    ``batch_size=None`` leaves the dataset unbatched. The shuffle order is fixed by ``seed``.
+    ``shuffle`` defaults to ``training``; ``drop_remainder`` defaults to ``training`` (a training
+    step then always sees exactly B * M * N sequences); evaluation splits never drop a remainder
+    unless asked. ``batch_size=None`` leaves the dataset unbatched. The shuffle order is fixed by
+    ``seed``.
     """
     tf = _tf()
     if shuffle is None:

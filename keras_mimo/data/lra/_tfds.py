@@ -1,4 +1,5 @@
-"""Loading a tensorflow-datasets dataset that must already be on disk (or may be downloaded on request)."""
+"""Loading a tensorflow-datasets dataset that must already be on disk (or may be
+downloaded on request)."""
 
 from keras_mimo.data.lra import _common
 
@@ -15,7 +16,8 @@ def _tfds():
 
 
 def prepared_builder(name, data_dir, download, task):
-    """``tfds.builder(name, data_dir=data_dir)``, prepared; without the files, a clear error (or a download)."""
+    """``tfds.builder(name, data_dir=data_dir)``, prepared; without the files, a clear error
+    (or a download)."""
     tfds = _tfds()
     builder = tfds.builder(name, data_dir=None if data_dir is None else str(data_dir))
     if not builder.is_prepared():
@@ -32,7 +34,9 @@ def prepared_builder(name, data_dir, download, task):
                 f"{task}: the tensorflow-datasets dataset '{name}' is not prepared in {where} "
                 f"(looked for {builder.data_dir}). On a machine with internet run "
                 f"`tfds build {name} --data_dir {target}` or, in Python, "
-                f"`tensorflow_datasets.builder('{name}', data_dir='{target}').download_and_prepare()`, "
-                f"then copy that folder here and pass data_dir=<folder>; or call this loader with download=True."
+                f"`tensorflow_datasets.builder('{name}', data_dir='{target}')"
+                f".download_and_prepare()`, "
+                f"then copy that folder here and pass data_dir=<folder>; "
+                f"or call this loader with download=True."
             )
     return builder

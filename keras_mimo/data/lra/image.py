@@ -1,14 +1,14 @@
 """Image (Long Range Arena): CIFAR-10 as 1024 grey-level tokens, via tensorflow-datasets.
 
-As LRA's ``image/input_pipeline.py`` (``get_cifar10_datasets``, ``normalize=False``): the RGB image goes
-through ``tf.image.rgb_to_grayscale`` (weights 0.2989 R + 0.5870 G + 0.1140 B, computed in float and
-converted back to uint8 by ``tf.image.convert_image_dtype``, i.e. ``floor(grey * 255.5 / 255)``), and the
-32 x 32 grey values 0..255, row by row, are the tokens. Splits as LRA: 'train' = train[:90%],
-'dev' = train[90%:], 'test' = test. 10 classes.
+As LRA's ``image/input_pipeline.py`` (``get_cifar10_datasets``, ``normalize=False``): the RGB image
+goes through ``tf.image.rgb_to_grayscale`` (weights 0.2989 R + 0.5870 G + 0.1140 B, computed in
+float and converted back to uint8 by ``tf.image.convert_image_dtype``, i.e.
+``floor(grey * 255.5 / 255)``), and the 32 x 32 grey values 0..255, row by row, are the tokens.
+Splits as LRA: 'train' = train[:90%], 'dev' = train[90%:], 'test' = test. 10 classes.
 
-Grey value 0 is token 0, which the model's mask (tokens != 0) treats like padding; that is what LRA and
-the MIMOFormer reference feed their models. ``token_offset=1`` shifts every pixel by one (vocabulary
-257) so that no pixel is masked.
+Grey value 0 is token 0, which the model's mask (tokens != 0) treats like padding; that is what LRA
+and the MIMOFormer reference feed their models. ``token_offset=1`` shifts every pixel by one
+(vocabulary 257) so that no pixel is masked.
 """
 
 from keras_mimo.data.lra import _common, _tfds
@@ -42,8 +42,9 @@ def cifar10_grey_dataset(
 ):
     """CIFAR-10 as ``(tokens int32 [B * M * N, 1024], label int32 [B * M * N])`` batches.
 
-    ``data_dir`` is a tensorflow-datasets folder in which ``cifar10`` is prepared (None: tfds' default
-    folder). Without it a :class:`LRADataNotFoundError` says how to get it, unless ``download=True``.
+    ``data_dir`` is a tensorflow-datasets folder in which ``cifar10`` is prepared (None: tfds'
+    default folder). Without it a :class:`LRADataNotFoundError` says how to get it, unless
+    ``download=True``.
     """
     tf = _common._tf()
     split = _common.normalize_split(split)

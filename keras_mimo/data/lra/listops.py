@@ -1,24 +1,26 @@
-"""ListOps (Long Range Arena): a faithful generator of the LRA task, its evaluator, TSV files and the loader.
+"""ListOps (Long Range Arena): a faithful generator of the LRA task, its evaluator, TSV files and
+the loader.
 
 The generator follows the process of LRA's ``lra_benchmarks/data/listops.py`` (Tay et al. 2020):
 
-* a node at depth ``d`` (the root has depth 1) is an operator with probability 0.25 when ``d < max_depth``
-  and a value otherwise; at ``d == max_depth`` it is always a value;
+* a node at depth ``d`` (the root has depth 1) is an operator with probability 0.25 when
+  ``d < max_depth`` and a value otherwise; at ``d == max_depth`` it is always a value;
 * a value is uniform over 0..9; an operator node draws its number of arguments uniformly from
-  2..max_args, generates the arguments left to right, and only then draws its operator uniformly from
-  (MIN, MAX, MED, SM);
-* the length of a tree is its number of tokens once brackets are dropped: 1 per value, 2 per operator
-  (the operator token and its closing ``]``);
-* trees are kept when ``min_length < length < max_length`` (strict, as in LRA), duplicates are dropped,
-  and the first ``num_train`` / ``num_dev`` / ``num_test`` distinct trees form the splits.
+  2..max_args, generates the arguments left to right, and only then draws its operator uniformly
+  from (MIN, MAX, MED, SM);
+* the length of a tree is its number of tokens once brackets are dropped: 1 per value, 2 per
+  operator (the operator token and its closing ``]``);
+* trees are kept when ``min_length < length < max_length`` (strict, as in LRA), duplicates are
+  dropped, and the first ``num_train`` / ``num_dev`` / ``num_test`` distinct trees form the splits.
 
-The random draws are made in the same order, with the same ``random`` calls, as LRA's generator, so a
-``random.Random(seed)`` here produces the same trees as LRA's code after ``random.seed(seed)``.
-(LRA itself splits the trees in the iteration order of a Python ``set``, which is not reproducible; we
-split them in the order they were generated, which gives the same distribution and is deterministic.)
+The random draws are made in the same order, with the same ``random`` calls, as LRA's generator, so
+a ``random.Random(seed)`` here produces the same trees as LRA's code after ``random.seed(seed)``.
+(LRA itself splits the trees in the iteration order of a Python ``set``, which is not reproducible;
+we split them in the order they were generated, which gives the same distribution and is
+deterministic.)
 
-Values: MIN, MAX as usual; ``MED`` is ``int(numpy.median(args))``, i.e. the middle element for an odd
-count and the floor of the mean of the two middle elements for an even count; ``SM`` is the sum
+Values: MIN, MAX as usual; ``MED`` is ``int(numpy.median(args))``, i.e. the middle element for an
+odd count and the floor of the mean of the two middle elements for an even count; ``SM`` is the sum
 modulo 10. (LRA also defines FIRST and LAST but does not use them; they are available here through
 ``operators=``.)
 
@@ -27,10 +29,10 @@ release folder ``listops-1000``), tab-separated with a ``Source`` and a ``Target
 with Python's csv writer exactly as LRA writes them, e.g. ``( ( ( [MAX 2 ) 9 ) ] )\t9``.
 
 Tokens: as LRA's input pipeline, ``]`` becomes ``X``, parentheses are dropped, and the text is split
-on white space. LRA's vocabulary order depends on a Python ``set``; ours is fixed (``LISTOPS_VOCAB``):
-0 padding, values ``0``..``9`` -> 1..10, ``[MIN`` 11, ``[MAX`` 12, ``[MED`` 13, ``[SM`` 14,
-``[FIRST`` 15, ``[LAST`` 16, ``X`` (closing bracket) 17, anything else 18 (LRA's one out-of-vocabulary
-bucket). ``LISTOPS_VOCAB_SIZE`` is 19.
+on white space. LRA's vocabulary order depends on a Python ``set``; ours is fixed
+(``LISTOPS_VOCAB``): 0 padding, values ``0``..``9`` -> 1..10, ``[MIN`` 11, ``[MAX`` 12, ``[MED`` 13,
+``[SM`` 14, ``[FIRST`` 15, ``[LAST`` 16, ``X`` (closing bracket) 17, anything else 18 (LRA's one
+out-of-vocabulary bucket). ``LISTOPS_VOCAB_SIZE`` is 19.
 
 Command line::
 
@@ -72,13 +74,14 @@ LISTOPS_NUM_CLASSES = DATASETS["listops"].num_classes
 _SPLIT_FILE = {"train": "train", "dev": "val", "test": "test"}
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # trees: a value is an int 0..9, an operator node is (operator, (argument, argument, ...))
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 def generate_listops_tree(rng, max_depth=10, max_args=10, operators=LISTOPS_OPERATORS, depth=1):
     """One random tree of the LRA process; returns ``(tree, length)``.
 
-    ``rng`` is a ``random.Random``. ``length`` counts tokens without brackets (values 1, operators 2).
+    ``rng`` is a ``random.Random``. ``length`` counts tokens without brackets (values 1,
+    operators 2).
     """
     r = rng.random() if depth < max_depth else 1.0
     if r > VALUE_PROBABILITY:
@@ -143,8 +146,8 @@ def listops_tree_value(tree):
 def evaluate_listops(source):
     """Value of a ListOps expression given as text.
 
-    Accepts LRA's TSV form (``( ( [MAX 2 ) 9 ) ] )``), the bracket-free form (``[MAX 2 9 ]``) and the
-    tokenised form with ``X`` for ``]``. Raises ValueError on malformed input.
+    Accepts LRA's TSV form (``( ( [MAX 2 ) 9 ) ] )``), the bracket-free form (``[MAX 2 9 ]``) and
+    the tokenised form with ``X`` for ``]``. Raises ValueError on malformed input.
     """
     tokens = source.replace("(", " ").replace(")", " ").split()
     stack = []  # frames: [operator, [argument values]]
@@ -177,9 +180,9 @@ def evaluate_listops(source):
     return result
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # generation and files
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 def generate_listops(
     num_examples,
     *,
@@ -190,7 +193,8 @@ def generate_listops(
     seed=0,
     operators=LISTOPS_OPERATORS,
 ):
-    """``num_examples`` distinct (source text, label) pairs with ``min_length < length < max_length``.
+    """``num_examples`` distinct (source text, label) pairs with
+    ``min_length < length < max_length``.
 
     Deterministic for a given seed and arguments.
     """
@@ -240,8 +244,8 @@ def write_listops_splits(
 ):
     """Generate LRA ListOps and write ``{task}_train.tsv``, ``{task}_val.tsv``, ``{task}_test.tsv``.
 
-    Defaults are LRA's (96k / 2k / 2k, lengths in (500, 2000), depth 10, 10 arguments). For CPU work use
-    a smaller ``max_length`` (and ``min_length``) and load with the same ``max_length``.
+    Defaults are LRA's (96k / 2k / 2k, lengths in (500, 2000), depth 10, 10 arguments). For CPU work
+    use a smaller ``max_length`` (and ``min_length``) and load with the same ``max_length``.
     Returns ``{'train': path, 'dev': path, 'test': path}``.
     """
     rows = generate_listops(
@@ -300,14 +304,16 @@ def main(argv=None):
     return 0
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # loader
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 def _missing_message(path, data_dir, task):
     return (
-        f"ListOps file {path} not found (data_dir={data_dir!r}, task={task!r}). Generate the task with "
+        f"ListOps file {path} not found (data_dir={data_dir!r}, task={task!r}). "
+        f"Generate the task with "
         f"`python -m keras_mimo.data.listops_generator --output_dir {data_dir}` (or "
-        f"keras_mimo.data.lra.write_listops_splits({data_dir!r}); add e.g. --max_length 500 --min_length 100 "
+        f"keras_mimo.data.lra.write_listops_splits({data_dir!r}); "
+        f"add e.g. --max_length 500 --min_length 100 "
         f"for shorter sequences on CPU), or use LRA's own files: "
         + _common.release_hint("listops-1000")
     )
@@ -327,7 +333,8 @@ def _resolve_dir(data_dir, task):
 
 
 def listops_tokenizer():
-    """A function: scalar tf.string (TSV ``Source``) -> int32 [n] token ids, unpadded (see module doc)."""
+    """A function: scalar tf.string (TSV ``Source``) -> int32 [n] token ids, unpadded (see module
+    doc)."""
     tf = _common._tf()
     keys = tf.constant(list(LISTOPS_VOCAB[1:-1]))
     ids = tf.constant(list(range(1, LISTOPS_UNK_ID)), dtype=tf.int32)
@@ -361,14 +368,15 @@ def listops_dataset(
     """ListOps as ``(tokens int32 [B * M * N, max_length], label int32 [B * M * N])`` batches.
 
     ``data_dir`` holds ``{task}_train.tsv`` / ``_val.tsv`` / ``_test.tsv`` (written by
-    :func:`write_listops_splits`, or LRA's ``lra_release/listops-1000``). ``split`` is 'train', 'dev'
-    (= LRA's ``val``) or 'test'. ``grid`` is N or (M, N): each step holds ``batch_size`` bundles of
-    M * N sequences. Tokens are right-padded with 0 to ``max_length``; mask = tokens != 0.
+    :func:`write_listops_splits`, or LRA's ``lra_release/listops-1000``). ``split`` is 'train',
+    'dev' (= LRA's ``val``) or 'test'. ``grid`` is N or (M, N): each step holds ``batch_size``
+    bundles of M * N sequences. Tokens are right-padded with 0 to ``max_length``;
+    mask = tokens != 0.
 
-    ``overflow`` says what happens to a sequence longer than ``max_length``: 'truncate' keeps its first
-    ``max_length`` tokens (LRA's behaviour; the label may then be wrong), 'skip' drops the example,
-    'error' stops iteration with an InvalidArgumentError. Generated files never overflow when loaded with
-    the ``max_length`` they were generated with.
+    ``overflow`` says what happens to a sequence longer than ``max_length``: 'truncate' keeps its
+    first ``max_length`` tokens (LRA's behaviour; the label may then be wrong), 'skip' drops the
+    example, 'error' stops iteration with an InvalidArgumentError. Generated files never overflow
+    when loaded with the ``max_length`` they were generated with.
     """
     tf = _common._tf()
     split = _common.normalize_split(split)
@@ -401,7 +409,9 @@ def listops_dataset(
         ok = tf.debugging.assert_less_equal(
             tf.shape(ids)[0],
             max_length,
-            message=f"ListOps sequence longer than max_length={max_length} in {path} (overflow='error')",
+            message=(
+                f"ListOps sequence longer than max_length={max_length} in {path} (overflow='error')"
+            ),
         )
         with tf.control_dependencies([ok]):
             return tf.identity(ids), target

@@ -1,4 +1,5 @@
-"""Pathfinder (Long Range Arena): the release's 32 x 32 PNG folders as 1024 grey-level tokens, 2 classes.
+"""Pathfinder (Long Range Arena): the release's 32 x 32 PNG folders as 1024 grey-level tokens,
+2 classes.
 
 Layout (``lra_release/pathfinder32``)::
 
@@ -9,14 +10,14 @@ Layout (``lra_release/pathfinder32``)::
         imgs/<k>/sample_<i>.png
         metadata/<k>.npy         # despite the name: text, one line per image
 
-Each metadata line is space-separated; as in LRA's builder, field 0 is the image folder relative to the
-difficulty folder (``imgs/<k>``), field 1 the file name and field 3 the label (0 or 1). Metadata files are
-read in sorted order, the examples are shuffled with ``split_seed`` and cut 80 / 10 / 10 % into
-train / dev / test (as the MIMOFormer reference does; LRA's builder cuts its splits the same way). Empty
-image files, which the release contains, are skipped (LRA and the reference do the same). The PNG's grey
-values 0..255, row by row, are the tokens, plus ``token_offset``; as for Image, value 0 (the black
-background) is token 0 and the model's mask (tokens != 0) hides it, as in the reference, unless
-``token_offset=1``.
+Each metadata line is space-separated; as in LRA's builder, field 0 is the image folder relative to
+the difficulty folder (``imgs/<k>``), field 1 the file name and field 3 the label (0 or 1). Metadata
+files are read in sorted order, the examples are shuffled with ``split_seed`` and cut 80 / 10 / 10 %
+into train / dev / test (as the MIMOFormer reference does; LRA's builder cuts its splits the same
+way). Empty image files, which the release contains, are skipped (LRA and the reference do the
+same). The PNG's grey values 0..255, row by row, are the tokens, plus ``token_offset``; as for
+Image, value 0 (the black background) is token 0 and the model's mask (tokens != 0) hides it, as in
+the reference, unless ``token_offset=1``.
 """
 
 import glob
@@ -47,7 +48,8 @@ def _difficulty_folder(difficulty):
 
 
 def _resolve(data_dir, resolution, folder):
-    """The difficulty folder (with metadata/), from the release root, pathfinderXX, or the folder itself."""
+    """The difficulty folder (with metadata/), from the release root, pathfinderXX, or the folder
+    itself."""
     res = f"pathfinder{resolution}"
     for cand in [
         os.path.join(data_dir, res, folder),

@@ -2,8 +2,8 @@
 
 Reads the LRA release's ``tsv_data/new_aan_pairs.{train,eval,test}.tsv`` as LRA's
 ``matching/input_pipeline.py`` does: no header, tab-separated, quotes not special, five columns
-``label`` (a float, 0 or 1), ``id1``, ``id2``, ``text1``, ``text2``. Each text is cut to its first 10000
-bytes, turned into byte tokens ``byte + 1`` (tokenizer 'char', vocabulary 257), truncated to
+``label`` (a float, 0 or 1), ``id1``, ``id2``, ``text1``, ``text2``. Each text is cut to its first
+10000 bytes, turned into byte tokens ``byte + 1`` (tokenizer 'char', vocabulary 257), truncated to
 ``max_length`` (4000) and right-padded with 0. 'dev' reads ``eval``.
 """
 
@@ -38,9 +38,11 @@ def retrieval_dataset(
     drop_remainder=None,
     repeat=False,
 ):
-    """AAN pairs as ``((tokens1, tokens2), label)`` batches, tokens int32 [B * M * N, max_length], label int32.
+    """AAN pairs as ``((tokens1, tokens2), label)`` batches, tokens int32 [B * M * N, max_length],
+    label int32.
 
-    ``data_dir`` is the release's ``lra_release/tsv_data`` folder (``lra_release`` itself works too).
+    ``data_dir`` is the release's ``lra_release/tsv_data`` folder (``lra_release`` itself
+    works too).
     """
     tf = _common._tf()
     split = _common.normalize_split(split)
@@ -52,7 +54,8 @@ def retrieval_dataset(
     path = None if data_dir is None else retrieval_split_path(data_dir, split)
     if path is None or not os.path.isfile(path):
         raise _common.LRADataNotFoundError(
-            f"LRA Retrieval file {path or 'new_aan_pairs.<split>.tsv'} not found (data_dir={data_dir!r}). "
+            f"LRA Retrieval file {path or 'new_aan_pairs.<split>.tsv'} not found "
+            f"(data_dir={data_dir!r}). "
             "It is part of the LRA release: " + _common.release_hint("tsv_data")
         )
     raw = tf.data.experimental.CsvDataset(

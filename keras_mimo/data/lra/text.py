@@ -1,9 +1,10 @@
 """Text (Long Range Arena): IMDB movie reviews as byte-level tokens, via tensorflow-datasets.
 
-As LRA's ``text_classification/input_pipeline.py`` with ``tokenizer='char'``: each review's UTF-8 bytes
-become tokens ``byte + 1`` (tfds' ByteTextEncoder), so 0 is free for padding; reviews are truncated to
-``max_length`` (LRA: 1000; 4000 in the long variant) and right-padded with 0. Vocabulary size 257,
-2 classes. IMDB has no validation split: LRA, and this loader, use the test split for 'dev' too.
+As LRA's ``text_classification/input_pipeline.py`` with ``tokenizer='char'``: each review's UTF-8
+bytes become tokens ``byte + 1`` (tfds' ByteTextEncoder), so 0 is free for padding; reviews are
+truncated to ``max_length`` (LRA: 1000; 4000 in the long variant) and right-padded with 0.
+Vocabulary size 257, 2 classes. IMDB has no validation split: LRA, and this loader, use the test
+split for 'dev' too.
 """
 
 from keras_mimo.data.lra import _common, _tfds

@@ -1,4 +1,5 @@
-"""MIMOConv: Wide-ResNets computing on superpositions of N images, and the plain WideResNet baseline."""
+"""MIMOConv: Wide-ResNets computing on superpositions of N images, and the plain WideResNet
+baseline."""
 
 from keras_mimo.models.mimoconv.mimoconv import MIMOConv, WideResNet
 

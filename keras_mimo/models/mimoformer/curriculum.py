@@ -1,4 +1,5 @@
-"""The MIMO warm-up curriculum of MIMOFormer: the first training steps run at a half grid (DESIGN.md section 3)."""
+"""The MIMO warm-up curriculum of MIMOFormer: the first training steps run at a half grid
+(docs/design.md section 3)."""
 
 import keras
 
@@ -6,12 +7,13 @@ from keras_mimo.layers.attention import check_grid
 
 
 class MIMOWarmup(keras.callbacks.Callback):
-    """Trains the first ``warmup_steps`` steps at grid ``(M // 2, N // 2)`` (at least 1 each), then at the full grid.
+    """Trains the first ``warmup_steps`` steps at grid ``(M // 2, N // 2)`` (at least 1 each), then
+    at the full grid.
 
-    Works on any model with a settable ``grid`` (:class:`~keras_mimo.models.MIMOFormer`): the grid is
-    switched before a step, and the model swaps in the compiled train function of that grid, so
-    the change takes effect on that very step on every backend. Steps are counted across
-    ``fit`` calls made with the same callback object (``steps_done``); with
+    Works on any model with a settable ``grid`` (:class:`~keras_mimo.models.MIMOFormer`): the grid
+    is switched before a step, and the model swaps in the compiled train function of that grid, so
+    the change takes effect on that very step on every backend. Steps are counted across ``fit``
+    calls made with the same callback object (``steps_done``); with
     ``steps_per_execution > 1`` the switch happens at the first execution boundary at or after
     ``warmup_steps``. After training the model is left at the full grid.
 
@@ -46,7 +48,8 @@ class MIMOWarmup(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if not hasattr(self.model, "grid"):
             raise ValueError(
-                f"MIMOWarmup needs a model with a settable grid (a MIMOFormer), got {type(self.model).__name__}."
+                f"MIMOWarmup needs a model with a settable grid (a MIMOFormer), "
+                f"got {type(self.model).__name__}."
             )
         if self.full_grid is None:
             self.full_grid = tuple(self.model.grid)
