@@ -1,12 +1,13 @@
 # Everything a fresh machine (Debian, Python 3.11, pip) needs, behind two targets:
 #   make bench   installs keras-mimo with all backends and runs the throughput benchmark
 #   make test    installs keras-mimo with all backends and runs the tests once per backend
+#   make lint    ruff check and ruff format --check (CI runs it before the tests)
 PYTHON ?= python3
 BACKENDS ?= tensorflow jax torch
 PYTEST_ARGS ?=
 STAMP := .install-stamp
 
-.PHONY: install test test-large bench clean
+.PHONY: install lint format test test-large bench clean
 
 $(STAMP): pyproject.toml
 	@# Real Fashion-MNIST from Debian (MIT): the data tests and the demo read it. Needs root and apt.
@@ -16,6 +17,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+lint: install
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+format: install
+	$(PYTHON) -m ruff check --fix .
+	$(PYTHON) -m ruff format .
 
 test: install
 	PYTHON=$(PYTHON) bash .ci/test_backends.sh $(BACKENDS) -- $(PYTEST_ARGS)

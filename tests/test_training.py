@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from harness import to_numpy
 
 from keras_mimo.data import write_idx
 from keras_mimo.models import MIMOConv
@@ -48,10 +49,6 @@ def tiny_mimoconv(**overrides):
     )
     config.update(overrides)
     return MIMOConv(**config)
-
-
-def to_numpy(x):
-    return keras.ops.convert_to_numpy(x)
 
 
 class RunningLoss(keras.callbacks.Callback):
