@@ -1,4 +1,7 @@
-"""FAVOR+ attention, superposed attention ('att.', 'att.+MLP') and the MIMOFormer block: contracts and golden agreement."""
+"""FAVOR+ attention, superposed attention ('att.', 'att.+MLP') and the MIMOFormer block.
+
+Contracts and golden agreement with the reference's attention modules.
+"""
 
 import json
 from pathlib import Path
@@ -6,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from keras import ops
+from harness import to_numpy
 
 from keras_mimo.layers.attention import (
     FAVORAttention,
@@ -20,10 +23,6 @@ from keras_mimo.layers.transformer import MIMOFormerBlock, retrieve_stream, supe
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "data" / "reference_mimoformer"
 GOLDEN_TOLERANCE = 1e-4  # max |ours - reference| / max |reference|
-
-
-def np_(x):
-    return np.asarray(ops.convert_to_numpy(x))
 
 
 def heads(batch=8, length=16, num_heads=2, dim=8, seed=0):
@@ -53,9 +52,8 @@ def test_golden_files_are_there_and_small():
         "mimoformer_4x2",
         "performer",
     ]
-    assert (
-        len(list(GOLDEN_DIR.glob("model_*.npz"))) == 3
-    )  # whole-model cases, in test_mimoformer.py
+    # whole-model cases, in test_convert.py
+    assert len(list(GOLDEN_DIR.glob("model_*.npz"))) == 3
     for path in GOLDEN_DIR.glob("*.npz"):
         assert path.stat().st_size < 200_000
 
@@ -66,7 +64,7 @@ def to_ours(x):
 
 
 def relative_error(ours, reference):
-    return float(np.abs(np_(ours) - reference).max() / np.abs(reference).max())
+    return float(np.abs(to_numpy(ours) - reference).max() / np.abs(reference).max())
 
 
 @pytest.mark.parametrize("case", golden_cases())
@@ -141,11 +139,11 @@ def test_check_grid_capacity():
 def test_favor_shapes_and_normalisation():
     q, k, v = heads()
     layer = FAVORAttention(16, seed=1)
-    out = np_(layer(q, k, v))
+    out = to_numpy(layer(q, k, v))
     assert out.shape == q.shape
     # the output is a convex combination of values: constant values come out unchanged
     const = np.ones_like(v) * 2.5
-    np.testing.assert_allclose(np_(layer(q, k, const)), 2.5, rtol=1e-5)
+    np.testing.assert_allclose(to_numpy(layer(q, k, const)), 2.5, rtol=1e-5)
 
 
 def test_superposed_shapes():
@@ -170,12 +168,12 @@ def test_grid_one_by_one_is_plain_favor():
     mimo.build(q.shape)
     favor.build(q.shape)
     mimo.projection.assign(favor.projection)
-    plain = np_(favor(q, k, v, padding_mask=mask))
+    plain = to_numpy(favor(q, k, v, padding_mask=mask))
     np.testing.assert_allclose(
-        np_(mimo(q, k, v, padding_mask=mask, grid=(1, 1))), plain, rtol=1e-5, atol=1e-6
+        to_numpy(mimo(q, k, v, padding_mask=mask, grid=(1, 1))), plain, rtol=1e-5, atol=1e-6
     )
     # ... and in superposition it is not
-    assert np.abs(np_(mimo(q, k, v, padding_mask=mask)) - plain).max() > 1e-2
+    assert np.abs(to_numpy(mimo(q, k, v, padding_mask=mask)) - plain).max() > 1e-2
 
 
 @pytest.mark.parametrize("kind", ["favor", "att", "att+mlp"])
@@ -194,8 +192,8 @@ def test_padding_content_does_not_leak(kind):
         # As in the reference, queries are not masked: a query bundle sums the queries of all M
         # grid rows at a position, padded or not. Keys and values are masked.
         noise[0] *= 0.0
-    base = np_(layer(q, k, v, padding_mask=mask))
-    moved = np_(layer(q + noise[0], k + noise[1], v + noise[2], padding_mask=mask))
+    base = to_numpy(layer(q, k, v, padding_mask=mask))
+    moved = to_numpy(layer(q + noise[0], k + noise[1], v + noise[2], padding_mask=mask))
     if kind == "favor":
         real = mask.astype(bool)
         np.testing.assert_allclose(moved[real], base[real], rtol=1e-5, atol=1e-5)
@@ -208,39 +206,42 @@ def test_padding_content_does_not_leak(kind):
     inside = [
         rng.standard_normal(q.shape).astype("float32") * mask[:, :, None, None] for _ in range(3)
     ]
-    changed = np_(layer(q, k + inside[1], v + inside[2], padding_mask=mask))
+    changed = to_numpy(layer(q, k + inside[1], v + inside[2], padding_mask=mask))
     assert np.abs(changed - base).max() > 1e-3
 
 
 def test_superposed_order_follows_the_batch():
-    """Input b' * M * N + m * N + n is cell (m, n): permuting whole superpositions permutes the outputs alike."""
+    """Input b' * M * N + m * N + n is cell (m, n).
+
+    Permuting whole superpositions permutes the outputs alike.
+    """
     q, k, v = heads(batch=8)
     layer = SuperposedFAVORAttention((2, 2), 16, seed=4)
-    out = np_(layer(q, k, v))
+    out = to_numpy(layer(q, k, v))
     order = np.r_[4:8, 0:4]
     np.testing.assert_allclose(
-        np_(layer(q[order], k[order], v[order])), out[order], rtol=1e-5, atol=1e-6
+        to_numpy(layer(q[order], k[order], v[order])), out[order], rtol=1e-5, atol=1e-6
     )
     # swapping two inputs inside a superposition is not a symmetry (they sit at different keys)
     swap = np.r_[1, 0, 2:8]
-    assert np.abs(np_(layer(q[swap], k[swap], v[swap])) - out[swap]).max() > 1e-3
+    assert np.abs(to_numpy(layer(q[swap], k[swap], v[swap])) - out[swap]).max() > 1e-3
 
 
 def test_stream_superpose_then_retrieve():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 5, 6)).astype("float32")
     keys = bipolar_keys((2, 2, 6), seed=3)
-    bundles = np_(superpose_stream(x, keys, (2, 2)))
+    bundles = to_numpy(superpose_stream(x, keys, (2, 2)))
     assert bundles.shape == (4, 5, 6)
     groups = x.reshape(2, 2, 2, 5, 6)
     np.testing.assert_allclose(
         bundles.reshape(2, 2, 5, 6), (groups * keys[None, :, :, None]).sum(1), rtol=1e-6
     )
-    items = np_(retrieve_stream(bundles, keys, (2, 2)))
+    items = to_numpy(retrieve_stream(bundles, keys, (2, 2)))
     assert items.shape == (8, 5, 6)
     # with M = 1 binding is undone exactly (keys are +-1)
     np.testing.assert_allclose(
-        np_(retrieve_stream(superpose_stream(x, keys, (1, 2)), keys, (1, 2))), x, rtol=1e-6
+        to_numpy(retrieve_stream(superpose_stream(x, keys, (1, 2)), keys, (1, 2))), x, rtol=1e-6
     )
 
 
@@ -295,9 +296,9 @@ def test_block_config_round_trip_keeps_outputs(attention):
     restored.build(x.shape)
     # same seed -> same weights, projections and keys
     for a, b in zip(block.weights, restored.weights):
-        np.testing.assert_array_equal(np_(a), np_(b))
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
     np.testing.assert_array_equal(
-        np_(block(x, padding_mask=mask)), np_(restored(x, padding_mask=mask))
+        to_numpy(block(x, padding_mask=mask)), to_numpy(restored(x, padding_mask=mask))
     )
 
 
@@ -305,17 +306,18 @@ def test_unseeded_layers_draw_different_projections_and_save_them(tmp_path):
     a, b = SuperposedFAVORAttention((2, 2), 16), SuperposedFAVORAttention((2, 2), 16)
     for layer in (a, b):
         layer.build((None, None, 2, 8))
-    assert not np.array_equal(np_(a.projection), np_(b.projection))
+    assert not np.array_equal(to_numpy(a.projection), to_numpy(b.projection))
     q, k, v = heads()
     inputs = [keras.Input((16, 2, 8)) for _ in range(3)]
     model = keras.Model(inputs, a(*inputs))
     path = tmp_path / "att.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    np.testing.assert_array_equal(np_(loaded.layers[-1].projection), np_(a.projection))
-    np.testing.assert_array_equal(np_(loaded.layers[-1].keys), np_(a.keys))
+    np.testing.assert_array_equal(to_numpy(loaded.layers[-1].projection), to_numpy(a.projection))
+    np.testing.assert_array_equal(to_numpy(loaded.layers[-1].keys), to_numpy(a.keys))
     np.testing.assert_array_equal(
-        np_(loaded.predict([q, k, v], verbose=0)), np_(model.predict([q, k, v], verbose=0))
+        to_numpy(loaded.predict([q, k, v], verbose=0)),
+        to_numpy(model.predict([q, k, v], verbose=0)),
     )
 
 

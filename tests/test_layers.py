@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from harness import assert_close, random_inputs, run_layer_contract
+from harness import assert_close, pad_like_the_model, random_inputs, run_layer_contract, to_numpy
 
 from keras_mimo.layers import (
     BindingRegularizer,
@@ -46,8 +46,8 @@ def test_circulant_matrix_is_circular_convolution():
 def test_hrr_binding_is_sum_of_circular_convolutions_over_repeated_slots(superposition):
     layer = SuperpositionBinding(capacity=4, binding="hrr", seed=1)
     x = random_inputs((2 * superposition, 3, 3, 8))
-    out = keras.ops.convert_to_numpy(layer(x, superposition=superposition))
-    keys = keras.ops.convert_to_numpy(layer.keys)
+    out = to_numpy(layer(x, superposition=superposition))
+    keys = to_numpy(layer.keys)
     groups = x.reshape(2, superposition, 3, 3, 8)
     expected = sum(circular_convolution(groups[:, s % superposition], keys[s]) for s in range(4))
     assert_close(out, expected, rtol=1e-5)
@@ -57,8 +57,8 @@ def test_hrr_binding_is_sum_of_circular_convolutions_over_repeated_slots(superpo
 def test_mbat_binding_applies_each_slot_matrix(superposition):
     layer = SuperpositionBinding(capacity=2, binding="mbat", seed=2)
     x = random_inputs((4, 2, 2, 5))
-    out = keras.ops.convert_to_numpy(layer(x, superposition=superposition))
-    mats = keras.ops.convert_to_numpy(layer.keys)
+    out = to_numpy(layer(x, superposition=superposition))
+    mats = to_numpy(layer.keys)
     groups = x.reshape(-1, superposition, 2, 2, 5)
     expected = sum(groups[:, s % superposition] @ mats[s] for s in range(2))
     assert_close(out, expected, rtol=1e-5)
@@ -69,6 +69,29 @@ def test_no_binding_sums_each_slot_once():
     out = SuperpositionBinding(capacity=4, binding="none")(x, superposition=2)
     groups = x.reshape(2, 2, 2, 2, 3)
     assert_close(out, 2 * groups.sum(axis=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("binding", ["hrr", "mbat", "none"])
+@pytest.mark.parametrize("count", [5, 6, 7])
+def test_binding_pads_the_last_group_with_its_own_inputs(binding, count):
+    """A batch that is not a multiple of N binds as the divisible batch padded by cycling."""
+    layer = SuperpositionBinding(capacity=4, binding=binding, seed=5)
+    x = random_inputs((count, 3, 3, 4), seed=count)
+    out = layer(x, superposition=4)
+    assert tuple(out.shape) == (2, 3, 3, 4)
+    assert_close(out, layer(pad_like_the_model(x, 4), superposition=4), rtol=1e-6)
+
+
+def test_unbinding_head_cuts_back_to_the_original_batch():
+    head = UnbindingHead(capacity=4)
+    pooled = random_inputs((2, 6))
+    full = to_numpy(head(pooled, superposition=4))
+    assert full.shape == (8, 6)
+    for count in (5, 8):
+        cut = head(pooled, superposition=4, original_inputs=np.zeros((count, 3)))
+        np.testing.assert_array_equal(to_numpy(cut), full[:count])
+    pair = (np.zeros((7, 3)), np.zeros((7, 2)))  # a tuple of inputs: the first one's rows
+    assert tuple(head(pooled, superposition=4, original_inputs=pair).shape) == (7, 6)
 
 
 def test_binding_rejects_bad_arguments():
@@ -92,7 +115,10 @@ def test_binding_regularizer_matches_definition():
 
 
 def _isometry_numpy(kernel, stride):
-    """Direct numpy evaluation of 0.5 * ||conv(W, W, pad k-1, stride) - delta||^2 on the (out, in, kh, kw) operator."""
+    """Direct numpy evaluation of 0.5 * ||conv(W, W, pad k-1, stride) - delta||^2.
+
+    On the (out, in, kh, kw) operator.
+    """
     w = np.transpose(kernel, (3, 2, 0, 1)).astype("float64")
     if w.shape[1] < w.shape[0]:
         w = np.transpose(w, (1, 0, 2, 3))
@@ -125,7 +151,8 @@ def _isometry_numpy(kernel, stride):
     "all_pairs_limit", [0, 2**25], ids=["per-displacement", "as-the-class-picks"]
 )
 def test_isometry_regularizer_matches_definition(shape, stride, all_pairs_limit, monkeypatch):
-    # Both ways of computing the Grams (chosen by kernel size and stride) must give the definition's value.
+    # Both ways of computing the Grams (chosen by kernel size and stride) must give the
+    # definition's value.
     monkeypatch.setattr("keras_mimo.layers.regularizers._ALL_PAIRS_LIMIT", all_pairs_limit)
     kernel = np.random.default_rng(5).normal(scale=0.3, size=shape).astype("float32")
     value = float(IsometryRegularizer(1e-4, stride)(kernel))
@@ -181,7 +208,10 @@ def test_wide_block_identity_shortcut_and_strided_padding():
 
 
 def test_strided_block_pads_symmetrically_like_pytorch():
-    """Output (0, 0) of a stride-2 conv with padding 1 is centred on input (0, 0); Keras "same" would centre it on (1, 1)."""
+    """Output (0, 0) of a stride-2 conv with padding 1 is centred on input (0, 0).
+
+    Keras "same" would centre it on (1, 1).
+    """
     block = PreActWideBlock(filters=1, strides=2)
     block(random_inputs((1, 4, 4, 1)))
     kernel = np.zeros((3, 3, 1, 1), dtype="float32")
@@ -191,7 +221,7 @@ def test_strided_block_pads_symmetrically_like_pytorch():
     block.shortcut_conv.kernel.assign(np.zeros((1, 1, 1, 1), dtype="float32"))
     x = np.zeros((1, 4, 4, 1), dtype="float32")
     x[0, 0, 0, 0] = 5.0
-    out = keras.ops.convert_to_numpy(block(x))
+    out = to_numpy(block(x))
     bn = 1 / np.sqrt(1 + 1e-5)
     assert out[0, 0, 0, 0] == pytest.approx(5.0 * bn * bn, rel=1e-5)
     assert np.count_nonzero(out) == 1
@@ -257,8 +287,8 @@ def test_stem_batch_statistics_from_input_patches_equal_batch_norm(
     plain = plain_bn(plain_conv(images), training=True)
     assert_close(folded, plain, rtol=1e-5)
     # The moving statistics moved off their initial 0 and 1, and by the same amounts.
-    assert not np.allclose(keras.ops.convert_to_numpy(folded_bn.moving_mean), 0.0)
-    assert not np.allclose(keras.ops.convert_to_numpy(folded_bn.moving_variance), 1.0)
+    assert not np.allclose(to_numpy(folded_bn.moving_mean), 0.0)
+    assert not np.allclose(to_numpy(folded_bn.moving_variance), 1.0)
     assert_close(folded_bn.moving_mean, plain_bn.moving_mean, rtol=1e-5)
     assert_close(folded_bn.moving_variance, plain_bn.moving_variance, rtol=1e-5)
     # Inference uses the moving statistics, folded the same way as the body's convolutions.
@@ -272,7 +302,7 @@ def test_stem_batch_statistics_from_input_patches_equal_batch_norm(
 def test_shifted_relu():
     layer = ShiftedReLU(offset_init=-1.0)
     x = np.array([[-3.0, -1.0, 0.5]], dtype="float32")
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), [[-1.0, -1.0, 0.5]])
+    np.testing.assert_allclose(to_numpy(layer(x)), [[-1.0, -1.0, 0.5]])
 
 
 @pytest.mark.parametrize("superposition", [1, 2, 4])
@@ -286,7 +316,7 @@ def test_unbinding_head_averages_slots_of_the_same_input(superposition):
         expected_trainable_weights=2,
     )
     x = random_inputs((3, 5))
-    kernel, bias = (keras.ops.convert_to_numpy(w) for w in head.expand.weights)
+    kernel, bias = (to_numpy(w) for w in head.expand.weights)
     slots = np.maximum(x @ kernel + bias, 0).reshape(3, 4 // superposition, superposition, 5)
     assert_close(out, slots.mean(axis=1).reshape(-1, 5), rtol=1e-5)
 

@@ -1,4 +1,8 @@
-"""Loads weights of the reference PyTorch MIMOConv (IBM/multiple-input-multiple-output-nets) into our models.
+"""Loads weights of the reference PyTorch MIMOConv into our MIMOConv / WideResNet models.
+
+The reference is IBM/multiple-input-multiple-output-nets (folder MIMOConv); the MIMOFormer
+converter is :mod:`keras_mimo.convert.mimoformer`, and :func:`from_reference` hands a
+MIMOFormer to it.
 
 The reference's SuperWideResnet / SuperWideISONet store PyTorch tensors in (out, in, kh, kw)
 layout; we store Keras (kh, kw, in, out). Two bindings need more than a transpose:
@@ -25,7 +29,14 @@ _IGNORED_SUFFIXES = ("num_batches_tracked",)
 
 
 def reference_key(reference_weight, channels):
-    """HRR key of ours from the reference's Conv1d kernel row ``w`` (length C): ``h[m] = w[(C/2 - 1 - m) mod C]``."""
+    """HRR key of ours from the reference's Conv1d kernel row ``w`` (length C).
+
+    ``h[m] = w[(C/2 - 1 - m) mod C]``: an index reversal plus a shift.
+
+    Example:
+        >>> reference_key(np.arange(8.0), 8).tolist()
+        [3.0, 2.0, 1.0, 0.0, 7.0, 6.0, 5.0, 4.0]
+    """
     w = np.asarray(reference_weight).reshape(-1)
     if w.shape[0] != channels:
         raise ValueError(f"HRR kernel has {w.shape[0]} taps, expected {channels}.")
@@ -38,7 +49,8 @@ def _load_state_dict(state_dict):
             import torch
         except ImportError as error:  # pragma: no cover - depends on the environment
             raise ImportError(
-                "Reading a .pt checkpoint needs PyTorch: pip install torch (or pass a dict of numpy arrays)."
+                "Reading a .pt checkpoint needs PyTorch: pip install torch (or pass a dict of "
+                "numpy arrays)."
             ) from error
         loaded = torch.load(os.fspath(state_dict), map_location="cpu", weights_only=True)
         if (
@@ -48,7 +60,8 @@ def _load_state_dict(state_dict):
         state_dict = loaded
     if not hasattr(state_dict, "items"):
         raise TypeError(
-            f"state_dict must be a mapping of names to arrays or a path to a .pt file, got {type(state_dict).__name__}."
+            "state_dict must be a mapping of names to arrays or a path to a .pt file, "
+            f"got {type(state_dict).__name__}."
         )
     arrays = {}
     for name, value in state_dict.items():
@@ -59,7 +72,7 @@ def _load_state_dict(state_dict):
 
 
 def _weight_plan(model):
-    """(reference name, keras variable, converter from the reference array) for every weight of ``model``."""
+    """(reference name, keras variable, converter from the reference array) for every weight."""
     plan = []
 
     def conv(prefix, layer):
@@ -128,7 +141,8 @@ def _is_unused_reference_entry(name, value):
     """Entries the reference stores that carry no information for inference with skip_init off."""
     if name.endswith(_IGNORED_SUFFIXES):
         return True
-    # BasicBlock.alpha is the skipInit gate; it is only read when skip_init=True, and stays 0 otherwise.
+    # BasicBlock.alpha is the skipInit gate; it is only read when skip_init=True, and stays 0
+    # otherwise.
     return name.endswith(".alpha") and np.ndim(value) == 0
 
 
@@ -140,20 +154,51 @@ def _skip_init_gates(arrays):
 
 
 def from_reference(state_dict, model):
-    """Loads a reference SuperWideResnet / SuperWideISONet state_dict into ``model`` (a MIMOConv or WideResNet).
+    """Loads a reference checkpoint into ``model``: a MIMOConv / WideResNet, or a MIMOFormer.
+
+    For a MIMOConv or WideResNet the checkpoint is that of a reference SuperWideResnet /
+    SuperWideISONet; a MIMOFormer or Performer is handed to
+    :func:`keras_mimo.convert.from_mimoformer_reference`, whose contract is the same. Every
+    weight of ``model`` is replaced (BatchNorm statistics and binding keys included), or, if
+    anything does not fit, none is. The converted model's logits agree with the reference's
+    (eval mode) up to float32 rounding at every N.
 
     Args:
         state_dict: mapping of parameter names to arrays (numpy or torch), or a path to a
-            ``.pt`` file holding a state_dict or a reference training checkpoint (torch needed then).
-        model: a built :class:`keras_mimo.models.MIMOConv` whose configuration matches the checkpoint.
+            ``.pt`` file holding a state_dict or a reference training checkpoint
+            ``{"model_state_dict": ...}`` (torch needed then).
+        model: a built :class:`keras_mimo.models.MIMOConv` (or WideResNet, MIMOFormer,
+            Performer) whose configuration matches the checkpoint.
 
     Returns:
         ``model``, with every weight replaced.
 
     Raises:
         ValueError: listing reference names the model has no place for, model weights the
-            state_dict lacks, and shape mismatches, all at once, before any weight is changed.
+            state_dict lacks, and shape mismatches, all at once, before any weight is changed;
+            also for a checkpoint trained with skip_init=True, whose residual gates our
+            blocks do not have.
+
+    Example:
+        >>> import torch  # doctest: +SKIP
+        >>> from keras_mimo.convert import from_reference
+        >>> from keras_mimo.models import MIMOConv
+        >>> model = MIMOConv(depth=16, width=4, initial_width=4, capacity=4, binding="hrr")
+        >>> from_reference("checkpoint.pt", model)  # doctest: +SKIP
+        >>> model.superposition = 2  # the converted weights serve every N
     """
+    from keras_mimo.models.mimoconv import MIMOConv
+    from keras_mimo.models.mimoformer import MIMOFormer
+
+    if isinstance(model, MIMOFormer):
+        from keras_mimo.convert.mimoformer import from_mimoformer_reference
+
+        return from_mimoformer_reference(state_dict, model)
+    if not isinstance(model, MIMOConv):
+        raise TypeError(
+            "model must be a keras_mimo MIMOConv, WideResNet, MIMOFormer or Performer, "
+            f"got {type(model).__name__}."
+        )
     arrays = _load_state_dict(state_dict)
     plan = _weight_plan(model)
     expected = {name for name, _, _ in plan}
@@ -172,7 +217,8 @@ def from_reference(state_dict, model):
             continue
         if tuple(value.shape) != tuple(variable.shape):
             wrong_shape.append(
-                f"{name}: reference {arrays[name].shape} -> {value.shape}, model needs {tuple(variable.shape)}"
+                f"{name}: reference {arrays[name].shape} -> {value.shape}, "
+                f"model needs {tuple(variable.shape)}"
             )
             continue
         converted.append((variable, value))
@@ -182,7 +228,8 @@ def from_reference(state_dict, model):
         problems.append(
             "the checkpoint was trained with skip_init=True (non-zero residual gates "
             + ", ".join(gates)
-            + "); keras-mimo's blocks have no skipInit gate, so it cannot be loaded without changing its outputs"
+            + "); keras-mimo's blocks have no skipInit gate, so it cannot be loaded without "
+            "changing its outputs"
         )
     if unexpected:
         problems.append(
@@ -194,10 +241,11 @@ def from_reference(state_dict, model):
         problems.append("shape mismatches: " + "; ".join(wrong_shape))
     if problems:
         raise ValueError(
-            f"Cannot load the reference checkpoint into {model.name} (depth={model.depth}, width={model.width}, "
-            f"initial_width={model.initial_width}, capacity={model.capacity}, binding={model.binding!r}, "
-            f"activation={model.activation!r}). Build the model with the checkpoint's configuration. "
-            + " | ".join(problems)
+            f"Cannot load the reference checkpoint into {model.name} (depth={model.depth}, "
+            f"width={model.width}, initial_width={model.initial_width}, "
+            f"capacity={model.capacity}, binding={model.binding!r}, "
+            f"activation={model.activation!r}). Build the model with the checkpoint's "
+            "configuration. " + " | ".join(problems)
         )
     for variable, value in converted:
         variable.assign(value)

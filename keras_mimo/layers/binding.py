@@ -1,4 +1,4 @@
-"""Binding and bundling: N feature maps -> one superposition (DESIGN.md section 2, steps 2-4).
+"""Binding and bundling: N feature maps -> one superposition (docs/design.md section 2, steps 2-4).
 
 Every binding used here is linear in the input, position-wise and per slot, so it is a
 channel matrix ``M_s`` applied at every pixel: HRR's circular convolution with key
@@ -17,7 +17,7 @@ from keras import ops
 
 from keras_mimo.checks import positive_int
 from keras_mimo.initializers import SeededVarianceScaling
-from keras_mimo.superposition import check_superposition
+from keras_mimo.superposition import check_superposition, pad_to_multiple
 
 BINDINGS = ("hrr", "mbat", "none")
 
@@ -26,8 +26,13 @@ BINDINGS = ("hrr", "mbat", "none")
 class BindingRegularizer(keras.regularizers.Regularizer):
     """Keeps HRR keys quasi-orthonormal.
 
-    ``weight * (mean over key pairs of squared cosine + mean squared deviation of key norms from 1)``,
-    the reference's binding regulariser (weight 0.1 in the paper).
+    ``weight * (mean over key pairs of squared cosine + mean squared deviation of key norms
+    from 1)``, the reference's binding regulariser (weight 0.1 in the paper).
+
+    Example:
+        >>> penalty = BindingRegularizer(0.1)(np.eye(4, dtype="float32"))
+        >>> float(penalty)  # orthonormal keys cost nothing
+        0.0
     """
 
     def __init__(self, weight=0.1):
@@ -49,7 +54,14 @@ class BindingRegularizer(keras.regularizers.Regularizer):
 
 
 def circulant_indices(channels):
-    """``idx[i, j] = (j - i) mod C``: ``key[idx]`` is the matrix M with ``x @ M == circular_convolution(x, key)``."""
+    """``idx[i, j] = (j - i) mod C``.
+
+    ``key[idx]`` is the matrix M with ``x @ M == circular_convolution(x, key)``.
+
+    Example:
+        >>> circulant_indices(3).tolist()
+        [[0, 1, 2], [2, 0, 1], [1, 2, 0]]
+    """
     rows = np.arange(channels)[:, None]
     cols = np.arange(channels)[None, :]
     return ((cols - rows) % channels).astype("int32")
@@ -59,10 +71,15 @@ def circulant_indices(channels):
 class SuperpositionBinding(keras.layers.Layer):
     """Binds each group of N consecutive feature maps to per-slot keys and sums the group.
 
-    Input ``(S, H, W, C)`` with S a multiple of ``superposition`` (N); output
-    ``(S / N, H, W, C)``. ``binding`` is ``"hrr"`` (position-wise circular convolution over
-    channels with a trainable key per slot), ``"mbat"`` (a trainable C x C matrix per slot) or
-    ``"none"`` (plain sum). Keys are weights: they are seeded, trained and saved with the model.
+    Input ``(S, H, W, C)``, any S; output ``(ceil(S / N), H, W, C)``, one superposition per
+    group of N = ``superposition`` consecutive inputs (a call argument, default the capacity).
+    A batch that is not a multiple of N is padded to whole groups first, the last group filled
+    with its own inputs (:func:`keras_mimo.superposition.pad_to_multiple`), so no foreign
+    input enters a superposition; pass ``original_inputs=`` to the :class:`UnbindingHead` to
+    cut the unbound rows back to one per input. ``binding`` is ``"hrr"`` (position-wise
+    circular convolution over channels with a trainable key per slot), ``"mbat"`` (a trainable
+    C x C matrix per slot) or ``"none"`` (plain sum). Keys are weights: they are seeded,
+    trained and saved with the model.
 
     Args:
         capacity: number of superposition slots N_cap; N may be any divisor of it.
@@ -70,6 +87,25 @@ class SuperpositionBinding(keras.layers.Layer):
         regularization: weight of the binding regulariser on HRR keys (0 disables it).
         trainable_keys: whether the keys are trained.
         seed: seed of the key initialiser.
+
+    Call arguments:
+        inputs: ``(S, H, W, C)`` feature maps, one per input.
+        superposition: N, a divisor of ``capacity`` (default: the capacity).
+
+    Example:
+        A functional model from the public layers; it takes any batch size:
+
+        >>> import keras
+        >>> from keras_mimo.layers import PreActWideBlock, SuperpositionBinding, UnbindingHead
+        >>> images = keras.Input((8, 8, 3))
+        >>> x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(images)
+        >>> x = SuperpositionBinding(capacity=4, seed=0)(x, superposition=4)
+        >>> x = PreActWideBlock(32, strides=2)(x)
+        >>> x = keras.layers.GlobalAveragePooling2D()(x)
+        >>> x = UnbindingHead(capacity=4)(x, superposition=4, original_inputs=images)
+        >>> model = keras.Model(images, keras.layers.Dense(10)(x))
+        >>> model.predict(np.zeros((63, 8, 8, 3)), verbose=0).shape
+        (63, 10)
     """
 
     def __init__(
@@ -117,6 +153,7 @@ class SuperpositionBinding(keras.layers.Layer):
         n = check_superposition(
             self.capacity if superposition is None else superposition, self.capacity
         )
+        inputs = pad_to_multiple(inputs, n)
         repeats = self.capacity // n
         height, width, channels = inputs.shape[1], inputs.shape[2], inputs.shape[3]
         groups = ops.reshape(inputs, (-1, n, height, width, channels))

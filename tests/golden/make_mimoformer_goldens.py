@@ -4,7 +4,8 @@ What it makes
     One ``.npz`` per case in ``tests/data/reference_mimoformer/`` (see ``CASES``). Each holds
 
     * ``config``: 0-d unicode array with a JSON object (case, module, capacity, grids, batch,
-      heads, length, head_dim, rp_dim, embedding_dim, seed, torch_version, performer_pytorch_version);
+      heads, length, head_dim, rp_dim, embedding_dim, seed, torch_version,
+      performer_pytorch_version);
     * ``query``, ``key``, ``value``: float32 ``(batch, heads, length, head_dim)``, the reference's
       layout (standard normal);
     * ``mask``: float32 ``(batch, length)``, 1 for tokens, 0 for padding (random lengths,

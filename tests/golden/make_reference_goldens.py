@@ -22,7 +22,8 @@ What it makes
     each. The ``skip_init`` ``alpha`` scalars stay 0 (skip_init is off, so they are unused).
 
 How to rerun
-    python3 tests/golden/make_reference_goldens.py --reference /path/to/multiple-input-multiple-output-nets
+    python3 tests/golden/make_reference_goldens.py \
+        --reference /path/to/multiple-input-multiple-output-nets
     python3 tests/golden/make_reference_goldens.py --check   # rebuild in memory, compare bytes
 
     The reference checkout is only imported (``<reference>/MIMOConv/src`` goes on sys.path);

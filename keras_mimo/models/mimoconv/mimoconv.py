@@ -1,7 +1,9 @@
-"""MIMOConv: a Wide-ResNet that runs its body once on a superposition of N images (DESIGN.md section 2)."""
+"""MIMOConv: a Wide-ResNet that runs its body once on a superposition of N images.
+
+See docs/design.md section 2.
+"""
 
 import keras
-from keras import ops
 
 from keras_mimo.checks import positive_int
 from keras_mimo.initializers import glorot_uniform, he_fan_out
@@ -16,45 +18,65 @@ from keras_mimo.layers.residual import (
     strided_size,
 )
 from keras_mimo.layers.unbinding import UnbindingHead
-from keras_mimo.superposition import SwitchableSuperposition, check_superposition, pad_to_multiple
+from keras_mimo.superposition import SwitchableSuperposition, check_superposition
 
 
 def _check_image_shape(input_shape):
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
     if shape is None or len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
         raise ValueError(
-            f"input_shape={input_shape!r} must be (height, width, channels) with positive integers, "
-            "e.g. (32, 32, 3) for CIFAR or (20, 20, 1) for centre-cropped MNIST."
+            f"input_shape={input_shape!r} must be (height, width, channels) with positive "
+            "integers, e.g. (32, 32, 3) for CIFAR or (20, 20, 1) for centre-cropped MNIST."
         )
     return shape
 
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
 class MIMOConv(SwitchableSuperposition, keras.Model):
-    """Wide-ResNet computing in superposition: stem per image -> bind N -> body once -> unbind N -> classify.
+    """Wide-ResNet in superposition: stem per image, bind N, body once, unbind N, classify.
 
-    ``model.superposition`` (N, any divisor of ``capacity``) can be changed at any time; the
-    same weights then trade accuracy for throughput. A batch whose size is not a multiple of
-    N is padded internally and every input gets its own row of logits, in order.
+    Images ``(batch, height, width, channels)`` -> logits ``(batch, num_classes)``, one row per
+    image, in order, for any batch size: a batch that is not a multiple of N is padded to whole
+    groups (the last group with its own images) and the padding's rows are cut off. Logits are
+    float32 also under mixed precision. ``model.superposition`` (N, any divisor of
+    ``capacity``) can be changed at any time, compiled or not; the same weights then trade
+    accuracy for throughput.
 
     Args:
         depth: WRN depth; ``(depth - 4) / 6`` blocks per stage (10, 16, 22, 28, ...).
         width: WRN widening factor: stage widths 16w, 32w, 64w.
-        initial_width: stem width factor: the stem and the superposition have 16 * initial_width channels.
+        initial_width: stem width factor: the stem and the superposition have
+            16 * initial_width channels.
         num_classes: classifier outputs.
         capacity: superposition slots N_cap built into the model.
-        binding: "hrr" (circular convolution with trainable keys), "mbat" (per-slot matrices) or "none".
-        activation: body activation, "prelu" (MIMOConv), "relu" (WideResNet) or "srelu" (WideISONet).
+        binding: "hrr" (circular convolution with trainable keys), "mbat" (per-slot matrices)
+            or "none".
+        activation: body activation, "prelu" (MIMOConv), "relu" (WideResNet) or "srelu"
+            (WideISONet).
         input_shape: (height, width, channels) of one image.
         superposition: N at construction (default: the capacity).
         binding_regularization: weight of the HRR key regulariser added to the loss (0 disables).
-        isometry_regularization: weight of the isometry regulariser on body convolutions (0 disables).
+        isometry_regularization: weight of the isometry regulariser on body convolutions
+            (0 disables).
         trainable_keys: whether binding keys are trained.
         activation_init: initial PReLU slope / SReLU offset (None: 0.5 / -1).
-        stem_stride: stride of the stem convolution (1 as in the paper; 2 halves the resolution of the stem
-            output, the superposition and the whole body: a quarter of their multiply-adds). A strided stem
-            pads one pixel on every side, as the body's strided convolutions do.
+        stem_stride: stride of the stem convolution (1 as in the paper; 2 halves the resolution
+            of the stem output, the superposition and the whole body: a quarter of their
+            multiply-adds). A strided stem pads one pixel on every side, as the body's strided
+            convolutions do.
         seed: seed of every initialiser (keys included), for repeatable models.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras_mimo.models import MIMOConv
+        >>> model = MIMOConv(depth=10, width=1, initial_width=1, num_classes=10,
+        ...                  capacity=4, input_shape=(8, 8, 3), seed=0)
+        >>> images = np.zeros((63, 8, 8, 3), "float32")
+        >>> model.predict(images, verbose=0).shape  # 63 rows at N = 4
+        (63, 10)
+        >>> model.superposition = 2  # more accurate, half the throughput
+        >>> model.predict(images, verbose=0).shape
+        (63, 10)
     """
 
     def __init__(
@@ -79,7 +101,8 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         depth = positive_int("depth", depth)
         if depth < 10 or (depth - 4) % 6:
             raise ValueError(
-                f"depth={depth} is not a Wide-ResNet depth: it must be 6k + 4 with k >= 1 (10, 16, 22, 28, ...)."
+                f"depth={depth} is not a Wide-ResNet depth: it must be 6k + 4 with k >= 1 "
+                "(10, 16, 22, 28, ...)."
             )
         width = positive_int("width", width)
         initial_width = positive_int("initial_width", initial_width)
@@ -91,7 +114,8 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
             or stem_stride not in (1, 2)
         ):
             raise ValueError(
-                f"stem_stride={stem_stride!r} must be 1 (full resolution, the paper's) or 2 (half resolution)."
+                f"stem_stride={stem_stride!r} must be 1 (full resolution, the paper's) or 2 "
+                "(half resolution)."
             )
         if binding not in BINDINGS:
             raise ValueError(f"binding={binding!r} is unknown: use one of {BINDINGS}.")
@@ -194,12 +218,12 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
     @superposition.setter
     def superposition(self, value):
         value = check_superposition(value, self.capacity)
-        self._switch_operating_point(self._operating_point, (value, self._isometry_scale))
+        self.switch_operating_point(self._operating_point, (value, self._isometry_scale))
         self._superposition = value
 
     @property
     def isometry_scale(self):
-        """Multiplies the isometry penalty in the loss (default 1); 0 leaves it out of the traced step.
+        """Multiplies the isometry penalty in the loss (default 1); 0 leaves it out of the step.
 
         For lazy regularisation (``keras_mimo.training.callbacks.LazyIsometry``): the penalty costs
         the same whatever the batch, so on a small body it can be a third of a step. Applied on
@@ -212,14 +236,15 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
     def isometry_scale(self, value):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ValueError(
-                f"isometry_scale={value!r} must be a number >= 0 (1: the penalty as configured, 0: left out)."
+                f"isometry_scale={value!r} must be a number >= 0 (1: the penalty as configured, "
+                "0: left out)."
             )
         value = float(value)
         if (
             value == self._isometry_scale
         ):  # LazyIsometry sets it every batch: no layer walk when unchanged
             return
-        self._switch_operating_point(self._operating_point, (self._superposition, value))
+        self.switch_operating_point(self._operating_point, (self._superposition, value))
         for layer in self._flatten_layers(include_self=False):
             if isinstance(getattr(layer, "kernel_regularizer", None), IsometryRegularizer):
                 layer.kernel_regularizer.scale = value
@@ -242,7 +267,8 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         input_shape = tuple(input_shape)
         if tuple(input_shape[1:]) != self.image_shape:
             raise ValueError(
-                f"{self.name} was built for images of shape {self.image_shape}, got {input_shape[1:]}."
+                f"{self.name} was built for images of shape {self.image_shape}, "
+                f"got {input_shape[1:]}."
             )
         self.stem_conv.build(input_shape)
         shape = (
@@ -262,22 +288,24 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
     def call(self, images, training=None):
         self._check_images(images)
         n = self._superposition
-        count = ops.shape(images)[0]
+        original = images
         if self.stem_stride > 1:
             images = pad_one_pixel(images)
         x = self.stem_act(stem_conv_then_batch_norm(images, self.stem_conv, self.stem_bn, training))
-        x = self.bind(pad_to_multiple(x, n), superposition=n)
+        x = self.bind(x, superposition=n)  # pads the batch to whole groups of N
         for block in self.blocks:
             x = block(x, training=training)
-        x = self.unbind(self.pool(x), superposition=n)
-        return self.classifier(x[:count])
+        # one row per image, in order: the padding's rows are cut off
+        x = self.unbind(self.pool(x), superposition=n, original_inputs=original)
+        return self.classifier(x)
 
     def _check_images(self, images):
         shape = tuple(images.shape[1:])
         if len(images.shape) != 4 or shape != self.image_shape:
             raise ValueError(
                 f"{self.name} expects a batch of images of shape (batch,) + {self.image_shape}, "
-                f"got {tuple(images.shape)}. Resize or crop the images, or build the model with input_shape={shape}."
+                f"got {tuple(images.shape)}. Resize or crop the images, or build the model with "
+                f"input_shape={shape}."
             )
 
     def compute_output_shape(self, input_shape):
@@ -315,7 +343,10 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
 class WideResNet(MIMOConv):
-    """The plain Wide-ResNet baseline (Zagoruyko & Komodakis 2016): a MIMOConv with capacity 1, no binding and ReLU.
+    """The plain Wide-ResNet baseline (Zagoruyko & Komodakis 2016).
+
+    A MIMOConv with capacity 1, no binding and ReLU: images in, one row of float32 logits per
+    image out; no superposition to switch.
 
     Args:
         depth: 6k + 4 (28 for WRN-28-10).
@@ -323,8 +354,15 @@ class WideResNet(MIMOConv):
         num_classes: classifier outputs.
         input_shape: (height, width, channels) of one image.
         initial_width: stem width factor (1: the classic 16-channel stem).
-        stem_stride: stride of the stem convolution (1: the classic WRN; 2: the body at half resolution).
+        stem_stride: stride of the stem convolution (1: the classic WRN; 2: the body at half
+            resolution).
         seed: seed of every initialiser.
+
+    Example:
+        >>> from keras_mimo.models import WideResNet
+        >>> model = WideResNet(depth=16, width=4, num_classes=10, input_shape=(32, 32, 3))
+        >>> model.capacity, model.superposition
+        (1, 1)
     """
 
     def __init__(
@@ -350,7 +388,8 @@ class WideResNet(MIMOConv):
         ):
             if fixed in kwargs:
                 raise ValueError(
-                    f"WideResNet does not take {fixed}=...: use keras_mimo.models.MIMOConv for that."
+                    f"WideResNet does not take {fixed}=...: use keras_mimo.models.MIMOConv for "
+                    "that."
                 )
         super().__init__(
             depth=depth,

@@ -1,4 +1,7 @@
-"""MIMOFormer: a linear-attention Transformer encoder computing on an M x N grid of sequences in superposition (DESIGN.md section 3)."""
+"""MIMOFormer: a linear-attention Transformer encoder on an M x N grid of superposed sequences.
+
+See docs/design.md section 3.
+"""
 
 import keras
 import numpy as np
@@ -15,11 +18,12 @@ POOLINGS = ("masked_mean", "mean")
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
 class MIMOFormer(SwitchableSuperposition, keras.Model):
-    """Transformer encoder with FAVOR+ attention over an M x N grid of sequences in superposition, plus a classifier.
+    """Transformer encoder with FAVOR+ attention over an M x N grid of superposed sequences.
 
     Token ids ``(batch, length)`` (padding token 0; the mask is ``ids != 0``) -> token embedding
     + learned position embedding -> ``num_layers`` pre-LN blocks -> final LayerNorm -> pooling
-    -> Dense(hidden_dim, ReLU) -> Dense(num_classes) logits, one row per sequence, in order.
+    -> Dense(hidden_dim, ReLU) -> Dense(num_classes) logits, one row per sequence, in order
+    (float32 also under mixed precision).
     With ``dual=True`` the model takes a pair ``(ids_0, ids_1)`` (LRA Retrieval), encodes both
     with the same encoder and classifies ``[x0, x1, x0 * x1, x0 - x1]``.
 
@@ -51,7 +55,20 @@ class MIMOFormer(SwitchableSuperposition, keras.Model):
         pooling: "masked_mean" (mean over the tokens) or "mean" (the reference: padding positions
             are zeroed and the mean runs over the whole length).
         dual: two-sequence input with the Retrieval head.
-        seed: seed of every initialiser and random quantity (projections, keys), for repeatable models.
+        seed: seed of every initialiser and random quantity (projections, keys), for
+            repeatable models.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras_mimo.models import MIMOFormer
+        >>> model = MIMOFormer(vocab_size=12, max_length=16, num_classes=3, embedding_dim=16,
+        ...                    hidden_dim=32, num_layers=1, capacity=(2, 2), seed=0)
+        >>> ids = np.random.default_rng(0).integers(1, 12, size=(7, 16))  # 7 sequences
+        >>> model.predict(ids, verbose=0).shape  # grid 2 x 2: groups of 4, padded
+        (7, 3)
+        >>> model.grid = (1, 2)  # the first 1 x 2 keys; compiled functions switch too
+        >>> model.predict(ids, verbose=0).shape
+        (7, 3)
     """
 
     def __init__(
@@ -92,7 +109,8 @@ class MIMOFormer(SwitchableSuperposition, keras.Model):
         capacity = check_grid(capacity, name="capacity")
         if attention == "performer" and capacity != (1, 1):
             raise ValueError(
-                f"attention='performer' computes without superposition: capacity must be (1, 1), got {capacity}."
+                "attention='performer' computes without superposition: capacity must be "
+                f"(1, 1), got {capacity}."
             )
         grid = check_grid(capacity if grid is None else grid, capacity)
         if (
@@ -168,21 +186,28 @@ class MIMOFormer(SwitchableSuperposition, keras.Model):
                 kernel_initializer=glorot_uniform(seed_at(3)),
                 name="classifier_hidden",
             )
+            # Logits in the variable dtype (float32 under mixed precision), so losses stay stable.
             self.classifier = keras.layers.Dense(
-                num_classes, kernel_initializer=glorot_uniform(seed_at(4)), name="classifier"
+                num_classes,
+                kernel_initializer=glorot_uniform(seed_at(4)),
+                dtype=self.dtype_policy.variable_dtype,
+                name="classifier",
             )
             self.build(((None, None), (None, None)) if self.dual else (None, None))
 
     # ---------------------------------------------------------------- operating point
     @property
     def grid(self):
-        """The superposition grid ``(M, N)``: M * N sequences share one attention (any pair up to ``capacity``)."""
+        """The superposition grid ``(M, N)``: M * N sequences share one attention.
+
+        Any pair up to ``capacity`` element-wise.
+        """
         return self._grid
 
     @grid.setter
     def grid(self, value):
         value = check_grid(value, self.capacity)
-        self._switch_operating_point(self._grid, value)
+        self.switch_operating_point(self._grid, value)
         self._grid = value
 
     @property
@@ -206,7 +231,15 @@ class MIMOFormer(SwitchableSuperposition, keras.Model):
         self.built = True
 
     def encode(self, token_ids, training=None):
-        """Pooled features ``(batch, embedding_dim)`` of a batch of token ids at the current grid."""
+        """Pooled features ``(batch, embedding_dim)`` of token ids at the current grid.
+
+        What the classifier head reads: one row per sequence, in order, for any batch size.
+
+        Example:
+            >>> model = MIMOFormer(vocab_size=12, max_length=16, embedding_dim=16, seed=0)
+            >>> tuple(model.encode(np.ones((3, 16), "int32")).shape)
+            (3, 16)
+        """
         token_ids = self._check_tokens(token_ids)
         m, n = self._grid
         count = ops.shape(token_ids)[0]
@@ -228,7 +261,8 @@ class MIMOFormer(SwitchableSuperposition, keras.Model):
         if self.dual:
             if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
                 raise ValueError(
-                    f"{self.name} was built with dual=True: pass a pair (token_ids_0, token_ids_1), got {type(inputs).__name__}."
+                    f"{self.name} was built with dual=True: pass a pair (token_ids_0, "
+                    f"token_ids_1), got {type(inputs).__name__}."
                 )
             x0 = self.encode(inputs[0], training=training)
             x1 = self.encode(inputs[1], training=training)
@@ -245,12 +279,14 @@ class MIMOFormer(SwitchableSuperposition, keras.Model):
         token_ids = ops.convert_to_tensor(token_ids)
         if len(token_ids.shape) != 2:
             raise ValueError(
-                f"{self.name} expects token ids of shape (batch, length), got {tuple(token_ids.shape)}."
+                f"{self.name} expects token ids of shape (batch, length), "
+                f"got {tuple(token_ids.shape)}."
             )
         length = token_ids.shape[1]
         if length is not None and length > self.max_length:
             raise ValueError(
-                f"{self.name} was built for sequences of at most max_length={self.max_length} tokens, got {length}."
+                f"{self.name} was built for sequences of at most "
+                f"max_length={self.max_length} tokens, got {length}."
             )
         if "int" not in str(token_ids.dtype):
             token_ids = ops.cast(token_ids, "int32")
@@ -294,9 +330,19 @@ class MIMOFormer(SwitchableSuperposition, keras.Model):
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
 class Performer(MIMOFormer):
-    """The Performer baseline (FAVOR+ with ReLU kernel, no superposition): a MIMOFormer with attention="performer".
+    """The Performer baseline: FAVOR+ with ReLU kernel, no superposition.
 
-    Args are those of :class:`MIMOFormer` without attention, capacity and grid.
+    A MIMOFormer with ``attention="performer"`` and capacity (1, 1): token ids in, one row of
+    float32 logits per sequence out. Args are those of :class:`MIMOFormer` without attention,
+    capacity and grid.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras_mimo.models import Performer
+        >>> model = Performer(vocab_size=12, max_length=16, num_classes=3, embedding_dim=16,
+        ...                   hidden_dim=32, num_layers=1, seed=0)
+        >>> model.predict(np.ones((5, 16), "int32"), verbose=0).shape
+        (5, 3)
     """
 
     def __init__(
@@ -319,7 +365,8 @@ class Performer(MIMOFormer):
         for fixed in ("attention", "capacity", "grid"):
             if fixed in kwargs:
                 raise ValueError(
-                    f"Performer does not take {fixed}=...: use keras_mimo.models.MIMOFormer for that."
+                    f"Performer does not take {fixed}=...: use keras_mimo.models.MIMOFormer "
+                    "for that."
                 )
         super().__init__(
             vocab_size,
