@@ -17,6 +17,7 @@ reference's spelling). Its checkpoints hold ``{"model_state_dict": state_dict}``
 
 import numpy as np
 
+from keras_mimo.convert._plan import load_by_plan
 from keras_mimo.convert.reference import _load_state_dict
 
 # The reference's attn_type -> our attention.
@@ -202,43 +203,13 @@ def from_mimoformer_reference(state_dict, model):
     arrays = _load_state_dict(state_dict)
     tied = any(name.startswith(ENCODER + "transformer.") for name in arrays)
     plan = _weight_plan(model, tied)
-    expected = {name for name, _, _ in plan}
-    unexpected = sorted(name for name in arrays if name not in expected)
-    missing = sorted(name for name in expected if name not in arrays)
-    converted, wrong_shape = [], []
-    for name, variable, convert in plan:
-        if name not in arrays:
-            continue
-        try:
-            value = convert(arrays[name].astype("float32"))
-        except (ValueError, IndexError) as error:
-            wrong_shape.append(f"{name}: {arrays[name].shape} ({error})")
-            continue
-        if tuple(value.shape) != tuple(variable.shape):
-            wrong_shape.append(
-                f"{name}: reference {arrays[name].shape} -> {value.shape}, "
-                f"model needs {tuple(variable.shape)}"
-            )
-            continue
-        converted.append((variable, value))
-    problems = []
-    if unexpected:
-        problems.append(
-            "names in the state_dict that do not match the model: " + ", ".join(unexpected)
-        )
-    if missing:
-        problems.append("model weights missing from the state_dict: " + ", ".join(missing))
-    if wrong_shape:
-        problems.append("shape mismatches: " + "; ".join(sorted(set(wrong_shape))))
-    if problems:
-        raise ValueError(
-            f"Cannot load the reference checkpoint into {model.name} "
-            f"(attention={model.attention!r}, capacity={model.capacity}, "
-            f"num_layers={model.num_layers}, embedding_dim={model.embedding_dim}, "
-            f"dual={model.dual}). Build the model with the checkpoint's configuration "
-            "(keras_mimo.convert.mimoformer_arguments reads it from the reference's config). "
-            + " | ".join(problems)
-        )
-    for variable, value in converted:
-        variable.assign(value)
+    load_by_plan(
+        arrays,
+        plan,
+        f"Cannot load the reference checkpoint into {model.name} "
+        f"(attention={model.attention!r}, capacity={model.capacity}, "
+        f"num_layers={model.num_layers}, embedding_dim={model.embedding_dim}, "
+        f"dual={model.dual}). Build the model with the checkpoint's configuration "
+        "(keras_mimo.convert.mimoformer_arguments reads it from the reference's config).",
+    )
     return model

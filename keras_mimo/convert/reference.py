@@ -19,6 +19,8 @@ import os
 
 import numpy as np
 
+from keras_mimo.convert._plan import load_by_plan
+
 _BN_PARTS = {
     "weight": "gamma",
     "bias": "beta",
@@ -201,29 +203,8 @@ def from_reference(state_dict, model):
         )
     arrays = _load_state_dict(state_dict)
     plan = _weight_plan(model)
-    expected = {name for name, _, _ in plan}
-    unexpected = sorted(
-        n for n in arrays if n not in expected and not _is_unused_reference_entry(n, arrays[n])
-    )
-    missing = sorted(n for n in expected if n not in arrays)
-    converted, wrong_shape = [], []
-    for name, variable, convert in plan:
-        if name not in arrays:
-            continue
-        try:
-            value = convert(arrays[name].astype("float32"))
-        except (ValueError, IndexError) as error:
-            wrong_shape.append(f"{name}: {arrays[name].shape} ({error})")
-            continue
-        if tuple(value.shape) != tuple(variable.shape):
-            wrong_shape.append(
-                f"{name}: reference {arrays[name].shape} -> {value.shape}, "
-                f"model needs {tuple(variable.shape)}"
-            )
-            continue
-        converted.append((variable, value))
-    problems = []
     gates = _skip_init_gates(arrays)
+    problems = []
     if gates:
         problems.append(
             "the checkpoint was trained with skip_init=True (non-zero residual gates "
@@ -231,22 +212,15 @@ def from_reference(state_dict, model):
             + "); keras-mimo's blocks have no skipInit gate, so it cannot be loaded without "
             "changing its outputs"
         )
-    if unexpected:
-        problems.append(
-            "names in the state_dict that do not match the model: " + ", ".join(unexpected)
-        )
-    if missing:
-        problems.append("model weights missing from the state_dict: " + ", ".join(missing))
-    if wrong_shape:
-        problems.append("shape mismatches: " + "; ".join(wrong_shape))
-    if problems:
-        raise ValueError(
-            f"Cannot load the reference checkpoint into {model.name} (depth={model.depth}, "
-            f"width={model.width}, initial_width={model.initial_width}, "
-            f"capacity={model.capacity}, binding={model.binding!r}, "
-            f"activation={model.activation!r}). Build the model with the checkpoint's "
-            "configuration. " + " | ".join(problems)
-        )
-    for variable, value in converted:
-        variable.assign(value)
+    load_by_plan(
+        arrays,
+        plan,
+        f"Cannot load the reference checkpoint into {model.name} (depth={model.depth}, "
+        f"width={model.width}, initial_width={model.initial_width}, "
+        f"capacity={model.capacity}, binding={model.binding!r}, "
+        f"activation={model.activation!r}). Build the model with the checkpoint's "
+        "configuration.",
+        unexpected_ok=_is_unused_reference_entry,
+        problems=problems,
+    )
     return model

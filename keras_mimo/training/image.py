@@ -15,7 +15,7 @@ import keras
 from keras_mimo.checks import positive_int
 from keras_mimo.registry import get_architecture, get_dataset
 from keras_mimo.training import callbacks as cb
-from keras_mimo.training.loop import check_classes, compile_for_scoring, logged_column
+from keras_mimo.training.loop import Task, check_classes, compile_for_scoring, logged_column
 from keras_mimo.training.optimizers import FilteredSGD
 from keras_mimo.training.precision import mixed_precision_policy
 from keras_mimo.training.schedules import one_cycle
@@ -135,24 +135,8 @@ def build_model(recipe, seed=None):
     return get_architecture(recipe.architecture).build(**overrides)
 
 
-class ImageTask:
+class ImageTask(Task):
     """Trains an image recipe (MIMOConv, WideResNet) in :func:`keras_mimo.training.train`."""
-
-    def __init__(
-        self,
-        recipe,
-        *,
-        output_dir,
-        data_dir,
-        mixed_precision,
-        data_parallel,
-        steps_per_epoch,
-        isometry_every,
-    ):
-        self.recipe, self.output_dir, self.data_dir = recipe, output_dir, data_dir
-        self.mixed_precision, self.data_parallel = mixed_precision, bool(data_parallel)
-        self.steps_cap, self.isometry_every = steps_per_epoch, isometry_every
-        self.replicas = 1
 
     # -- before the run folder exists
     def check(self):
