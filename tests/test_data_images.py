@@ -91,7 +91,7 @@ def no_local_data(monkeypatch, tmp_path):
         "KNOWN_IDX_FOLDERS",
         {
             "mnist": (str(tmp_path / "npm_mnist"),),
-            "fashion_mnist": (str(tmp_path / "debian_fashion"),),
+            "fashion-mnist": (str(tmp_path / "debian_fashion"),),
         },
     )
     return tmp_path
@@ -403,11 +403,13 @@ def test_missing_fashion_mnist_and_cifar_errors(no_local_data, monkeypatch):
     with pytest.raises(
         ValueError,
         match=(
-            "Unknown image dataset 'imagenet'; "
-            "known datasets: cifar10, cifar100, svhn, mnist, fashion_mnist."
+            "Unknown image dataset 'imagenet'. "
+            r"Known: cifar10, cifar100, fashion-mnist, mnist, svhn\."
         ),
     ):
         image_dataset_spec("imagenet")
+    with pytest.raises(ValueError, match="Did you mean 'fashion-mnist'"):
+        image_dataset_spec("fashion-mnits")
 
 
 def test_missing_data_without_tensorflow_datasets_says_so(no_local_data, monkeypatch):

@@ -641,7 +641,7 @@ def test_split_and_grid_helpers():
     assert lra.grid_size(3) == 3 and lra.grid_size((2, 4)) == 8
     with pytest.raises(ValueError):
         lra.grid_size(0)
-    with pytest.raises(ValueError, match="unknown LRA task"):
+    with pytest.raises(ValueError, match="Unknown Long Range Arena task .music."):
         lra.lra_dataset("music", "train")
 
 
