@@ -209,6 +209,10 @@ def test_fit_follows_pytorch_sgd_with_one_cycle_momentum_and_decay_exclusions():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 4)).astype("float32")
     y = rng.normal(size=(64, 2)).astype("float32")
+    # The initial weights come from a fixed seed, not from whatever earlier tests left in the
+    # global generator: a run that diverges would leave float32 rounding to decide, so the peak
+    # lr is 0.1.
+    keras.utils.set_random_seed(0)
     inputs = keras.Input((4,))
     hidden = keras.layers.Dense(3, name="dense1")(inputs)
     hidden = keras.layers.PReLU(alpha_initializer=keras.initializers.Constant(0.25), name="act")(
@@ -217,7 +221,7 @@ def test_fit_follows_pytorch_sgd_with_one_cycle_momentum_and_decay_exclusions():
     model = keras.Model(inputs, keras.layers.Dense(2, name="dense2")(hidden))
     initial = [w.copy() for w in model.get_weights()]
     total = 8
-    lr, momentum = one_cycle(0.5, total, pct_start=0.5)
+    lr, momentum = one_cycle(0.1, total, pct_start=0.5)
     # weight decay large enough to matter, so applying it to the slope would show
     optimizer = FilteredSGD(lr, momentum=momentum, weight_decay=0.05)
     model.compile(optimizer=optimizer, loss="mse")
@@ -240,7 +244,7 @@ def test_fit_follows_pytorch_sgd_with_one_cycle_momentum_and_decay_exclusions():
         momentum=0.0,
     )
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        reference, 0.5, total_steps=total, pct_start=0.5
+        reference, 0.1, total_steps=total, pct_start=0.5
     )
     for step in range(total):
         xb, yb = torch.tensor(x[8 * step : 8 * step + 8]), torch.tensor(y[8 * step : 8 * step + 8])
@@ -256,11 +260,12 @@ def test_fit_follows_pytorch_sgd_with_one_cycle_momentum_and_decay_exclusions():
         linear2.bias.detach().numpy(),
     ]
     for got, want in zip(model.get_weights(), expected):
+        assert np.all(np.abs(want) < 100), "the reference run stays finite and small"
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
     assert int(to_numpy(optimizer.iterations)) == total
     # A constant momentum (or decayed slope) lands elsewhere: the schedule is what made the weights
     # match.
-    assert not np.allclose(model.get_weights()[2], initial[2] * (1 - 0.5 * 0.05), atol=1e-6)
+    assert not np.allclose(model.get_weights()[2], initial[2] * (1 - 0.1 * 0.05), atol=1e-6)
 
 
 def test_weight_decay_skips_prelu_slopes_and_srelu_offsets():
