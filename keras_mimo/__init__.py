@@ -8,13 +8,25 @@ import importlib
 import sys
 
 __version__ = "0.1.0"
-_SUBMODULES = ("convert", "data", "layers", "models", "registry", "superposition", "training")
-__all__ = list(_SUBMODULES) + ["__version__"]
+_SUBMODULES = (
+    "convert",
+    "data",
+    "layers",
+    "models",
+    "presets",
+    "registry",
+    "superposition",
+    "training",
+)
+_PRESET_FUNCTIONS = ("from_preset", "list_presets", "preset_metadata", "save_to_preset")
+__all__ = list(_SUBMODULES) + list(_PRESET_FUNCTIONS) + ["__version__"]
 
 
 def __getattr__(name):
     if name in _SUBMODULES:
         return importlib.import_module(f"keras_mimo.{name}")
+    if name in _PRESET_FUNCTIONS:
+        return getattr(importlib.import_module("keras_mimo.presets"), name)
     raise AttributeError(f"module 'keras_mimo' has no attribute {name!r}")
 
 

@@ -9,6 +9,7 @@ from keras_mimo.checks import positive_int
 from keras_mimo.initializers import glorot_uniform, he_fan_out
 from keras_mimo.layers.activations import ACTIVATIONS
 from keras_mimo.layers.binding import BINDINGS, SuperpositionBinding
+from keras_mimo.layers.preprocessing import ImagePreprocessing
 from keras_mimo.layers.regularizers import IsometryRegularizer
 from keras_mimo.layers.residual import (
     PreActWideBlock,
@@ -18,7 +19,36 @@ from keras_mimo.layers.residual import (
     strided_size,
 )
 from keras_mimo.layers.unbinding import UnbindingHead
+from keras_mimo.presets.mixin import PresetMixin
 from keras_mimo.superposition import SwitchableSuperposition, check_superposition
+
+
+def _preprocessing_layer(preprocessing, input_shape):
+    """``preprocessing`` (None, an ``ImagePreprocessing`` or its arguments as a dict) as a layer
+    whose output fits ``input_shape``."""
+    if preprocessing is None:
+        return None
+    if isinstance(preprocessing, dict):
+        preprocessing = ImagePreprocessing(**preprocessing, name="preprocessing")
+    if not isinstance(preprocessing, ImagePreprocessing):
+        raise ValueError(
+            f"preprocessing={preprocessing!r} must be None, a keras_mimo.layers.ImagePreprocessing "
+            "or a dict of its arguments (raw_shape, center_crop, mean, std, scale)."
+        )
+    if preprocessing.output_image_shape != input_shape:
+        raise ValueError(
+            f"preprocessing turns {preprocessing.raw_shape} images into "
+            f"{preprocessing.output_image_shape}, but the network takes input_shape={input_shape}."
+        )
+    return preprocessing
+
+
+def preprocessing_arguments(layer):
+    """The constructor arguments of an ``ImagePreprocessing`` layer (None stays None)."""
+    if layer is None:
+        return None
+    config = layer.get_config()
+    return {key: config[key] for key in ("raw_shape", "center_crop", "mean", "std", "scale")}
 
 
 def _check_image_shape(input_shape):
@@ -32,7 +62,7 @@ def _check_image_shape(input_shape):
 
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
-class MIMOConv(SwitchableSuperposition, keras.Model):
+class MIMOConv(PresetMixin, SwitchableSuperposition, keras.Model):
     """Wide-ResNet in superposition: stem per image, bind N, body once, unbind N, classify.
 
     Images ``(batch, height, width, channels)`` -> logits ``(batch, num_classes)``, one row per
@@ -65,6 +95,10 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
             multiply-adds). A strided stem pads one pixel on every side, as the body's strided
             convolutions do.
         seed: seed of every initialiser (keys included), for repeatable models.
+        preprocessing: None (the model takes network-ready float images of ``input_shape``), or
+            an ``ImagePreprocessing`` (or a dict of its arguments): the model then takes raw
+            dataset images (e.g. uint8 ``(batch, 28, 28, 1)``), crops and normalises them first.
+            Pretrained presets carry theirs.
 
     Example:
         >>> import numpy as np
@@ -96,6 +130,7 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         activation_init=None,
         stem_stride=1,
         seed=None,
+        preprocessing=None,
         **kwargs,
     ):
         depth = positive_int("depth", depth)
@@ -122,6 +157,7 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation={activation!r} is unknown: use one of {ACTIVATIONS}.")
         input_shape = _check_image_shape(input_shape)
+        preprocessing = _preprocessing_layer(preprocessing, input_shape)
         superposition = check_superposition(
             capacity if superposition is None else superposition, capacity
         )
@@ -151,6 +187,7 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         self.activation_init = activation_init
         self.stem_stride = stem_stride
         self.seed = seed
+        self.preprocessing = preprocessing
 
         with self._sublayers_in_own_dtype_policy():
             seeds = iter(range(10**6)) if seed is None else iter(range(seed, seed + 10**6, 8))
@@ -207,7 +244,7 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
                 dtype=self.dtype_policy.variable_dtype,
                 name="classifier",
             )
-            self.build((None,) + input_shape)
+            self.build((None,) + self.raw_image_shape)
 
     # ---------------------------------------------------------------- operating point
     @property
@@ -257,6 +294,13 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
 
     # ---------------------------------------------------------------- graph
     @property
+    def raw_image_shape(self):
+        """Shape of one input image: the raw shape with preprocessing, else ``input_shape``."""
+        if self.preprocessing is None:
+            return self.image_shape
+        return self.preprocessing.raw_shape
+
+    @property
     def feature_channels(self):
         """Width of the pooled body output and of each unbound slot vector (64 * width)."""
         return 64 * self.width
@@ -265,11 +309,14 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         if self.built:
             return
         input_shape = tuple(input_shape)
-        if tuple(input_shape[1:]) != self.image_shape:
+        if tuple(input_shape[1:]) != self.raw_image_shape:
             raise ValueError(
-                f"{self.name} was built for images of shape {self.image_shape}, "
+                f"{self.name} was built for images of shape {self.raw_image_shape}, "
                 f"got {input_shape[1:]}."
             )
+        if self.preprocessing is not None:
+            self.preprocessing.build(input_shape)
+            input_shape = (input_shape[0],) + self.image_shape
         self.stem_conv.build(input_shape)
         shape = (
             (None,)
@@ -286,6 +333,9 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
         self.built = True
 
     def call(self, images, training=None):
+        if self.preprocessing is not None:
+            self.preprocessing.check_images(images, owner=self.name)
+            images = self.preprocessing(images)
         self._check_images(images)
         n = self._superposition
         original = images
@@ -330,6 +380,7 @@ class MIMOConv(SwitchableSuperposition, keras.Model):
             activation_init=self.activation_init,
             stem_stride=self.stem_stride,
             seed=self.seed,
+            preprocessing=preprocessing_arguments(self.preprocessing),
         )
         return config
 
@@ -357,6 +408,7 @@ class WideResNet(MIMOConv):
         stem_stride: stride of the stem convolution (1: the classic WRN; 2: the body at half
             resolution).
         seed: seed of every initialiser.
+        preprocessing: raw-image preprocessing, as for :class:`MIMOConv`.
 
     Example:
         >>> from keras_mimo.models import WideResNet
@@ -374,6 +426,7 @@ class WideResNet(MIMOConv):
         initial_width=1,
         stem_stride=1,
         seed=None,
+        preprocessing=None,
         **kwargs,
     ):
         for fixed in (
@@ -404,6 +457,7 @@ class WideResNet(MIMOConv):
             isometry_regularization=0.0,
             stem_stride=stem_stride,
             seed=seed,
+            preprocessing=preprocessing,
             **kwargs,
         )
 
@@ -417,5 +471,6 @@ class WideResNet(MIMOConv):
             initial_width=self.initial_width,
             stem_stride=self.stem_stride,
             seed=self.seed,
+            preprocessing=preprocessing_arguments(self.preprocessing),
         )
         return config

@@ -11,13 +11,14 @@ from keras_mimo.checks import positive_int
 from keras_mimo.initializers import SeededVarianceScaling, glorot_uniform
 from keras_mimo.layers.attention import ATTENTION_TYPES, check_grid
 from keras_mimo.layers.transformer import LAYER_NORM_EPSILON, MIMOFormerBlock
+from keras_mimo.presets.mixin import PresetMixin
 from keras_mimo.superposition import SwitchableSuperposition, pad_to_multiple
 
 POOLINGS = ("masked_mean", "mean")
 
 
 @keras.saving.register_keras_serializable(package="keras_mimo")
-class MIMOFormer(SwitchableSuperposition, keras.Model):
+class MIMOFormer(PresetMixin, SwitchableSuperposition, keras.Model):
     """Transformer encoder with FAVOR+ attention over an M x N grid of superposed sequences.
 
     Token ids ``(batch, length)`` (padding token 0; the mask is ``ids != 0``) -> token embedding
