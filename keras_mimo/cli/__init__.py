@@ -1,4 +1,5 @@
-"""The ``keras-mimo`` command line: one module per command (bench, train, evaluate).
+"""The ``keras-mimo`` command line: one module per command (demo, presets, bench, train,
+evaluate, export-preset).
 
 ``keras-mimo [--backend NAME] [--debug] COMMAND ...``. Importing this package, and building the
 parser, imports neither Keras nor TensorFlow: :func:`main` first sets KERAS_BACKEND (from the
@@ -56,12 +57,15 @@ def build_parser():
         help="show the full traceback of every error and leave TensorFlow's logging on",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from keras_mimo.cli import bench, evaluate, train
+    from keras_mimo.cli import bench, demo, evaluate, export_preset, presets, train
 
     for name, module, help_text in (
+        ("demo", demo, "a pretrained model in superposition on bundled real test images"),
+        ("presets", presets, "the pretrained presets: dataset, capacity, accuracy per N"),
         ("bench", bench, "inference throughput of the models at N = 1, 2, 4 (or M x N grids)"),
         ("train", train, "train a named recipe of the paper (resumable)"),
-        ("evaluate", evaluate, "accuracy of a saved model at several N"),
+        ("evaluate", evaluate, "accuracy of a saved model or a preset at several N"),
+        ("export-preset", export_preset, "a finished training run as a zoo preset"),
     ):
         command = commands.add_parser(name, help=help_text)
         module.add_arguments(command)

@@ -9,14 +9,18 @@ from keras_mimo.grids import parse_grids
 
 def add_arguments(parser):
     add = parser.add_argument
-    add(
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--checkpoint",
-        required=True,
         help="a .keras file written by keras-mimo train (best.keras / last.keras)",
+    )
+    source.add_argument(
+        "--preset",
+        help="a preset (name, directory or URL): scored on raw examples of its dataset's full "
+        "test split, as its metadata's accuracy was",
     )
     add(
         "--dataset",
-        required=True,
         help="cifar10, cifar100, svhn, mnist or fashion-mnist; for MIMOFormer checkpoints the "
         "LRA task: listops, text, retrieval, image or pathfinder",
     )
@@ -36,6 +40,10 @@ def run(args):
     from keras_mimo.checks import positive_int
     from keras_mimo.registry import get_dataset
 
+    if args.preset:
+        return _evaluate_preset(args)
+    if not args.dataset:
+        raise ValueError("--checkpoint needs --dataset (the dataset the model was trained on).")
     info = get_dataset(args.dataset)  # an unknown name: closest matches, before Keras
     positive_int("--batch-size", args.batch_size)
     points = None
@@ -67,4 +75,36 @@ def run(args):
     for point, r in results.items():
         label = f"grid {point}" if info.family == "lra" else f"N={point}"
         print(f"{label}: accuracy {100 * r['accuracy']:.2f}%  loss {r['loss']:.4f}")
+    return 0
+
+
+def _evaluate_preset(args):
+    from keras_mimo.presets.registry import find_builtin
+    from keras_mimo.registry import get_dataset
+
+    if os.sep not in args.preset and not os.path.isdir(args.preset) and "://" not in args.preset:
+        find_builtin(args.preset)  # a typo: the closest names, before Keras loads
+    if getattr(args, "backend", None):
+        os.environ["KERAS_BACKEND"] = args.backend
+    from keras_mimo.presets.api import from_preset, preset_metadata
+    from keras_mimo.presets.zoo import accuracy_per_point, full_test_split, operating_points
+
+    metadata = preset_metadata(args.preset)
+    dataset = get_dataset(args.dataset or metadata["dataset"])
+    if dataset.family != "image":
+        raise ValueError(
+            f"--preset scores image presets; for {dataset.title} use --checkpoint with the run's "
+            "best.keras."
+        )
+    model = from_preset(args.preset, compile=False)
+    points = operating_points(model)
+    if args.superposition:
+        points = parse_int_list(args.superposition, "--superposition", "1,2,4")
+    images, labels = full_test_split(dataset.name, args.data_dir, args.split)
+    results = accuracy_per_point(model, images, labels, points, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    for point, accuracy in results.items():
+        print(f"N={point}: accuracy {accuracy:.2f}% on {len(labels)} {dataset.title} images")
     return 0

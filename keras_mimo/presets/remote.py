@@ -12,6 +12,7 @@ A complete cached copy is used without touching the network.
 """
 
 import hashlib
+import http.client
 import os
 import pathlib
 import re
@@ -59,13 +60,14 @@ def _file_urls(location):
                 f"{location} needs the optional huggingface_hub package: pip install "
                 "huggingface_hub (or keras-mimo[hub])."
             ) from None
-        endpoint = os.environ.get("HF_ENDPOINT") or None
+        endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/") or None
+        headers = _hub_headers(huggingface_hub)
 
         def url_of(filename):
             url = huggingface_hub.hf_hub_url(
                 f"{owner}/{name}", filename, revision=revision or "main", endpoint=endpoint
             )
-            return url, huggingface_hub.utils.build_hf_headers()
+            return url, headers
 
         return name, url_of
     base = location if location.endswith("/") else location + "/"
@@ -75,6 +77,34 @@ def _file_urls(location):
         return urllib.parse.urljoin(base, filename), {}
 
     return name, url_of
+
+
+def _hub_headers(huggingface_hub):
+    """The user's Hub token, if any, as a header. Not ``build_hf_headers``: its user agent
+    fetches a telemetry registry from the Hub (huggingface_hub 2.x), a request to
+    huggingface.co even when ``$HF_ENDPOINT`` names a mirror."""
+    from huggingface_hub import constants, get_token  # lazy package: import, not attributes
+
+    from keras_mimo import __version__
+
+    headers = {"User-Agent": f"keras-mimo/{__version__}; hf_hub/{huggingface_hub.__version__}"}
+    if not constants.HF_HUB_DISABLE_IMPLICIT_TOKEN:
+        token = get_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+class _NoCredentialsToOtherHosts(urllib.request.HTTPRedirectHandler):
+    """Follows redirects, but sends the Hub token to no host but the one it was meant for (the
+    Hub redirects file downloads to its CDN)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        host = urllib.parse.urlsplit(req.full_url).netloc
+        if new is not None and urllib.parse.urlsplit(new.full_url).netloc != host:
+            new.remove_header("Authorization")
+        return new
 
 
 def _download(url, headers, target, expected_sha256, origin):
@@ -87,9 +117,10 @@ def _download(url, headers, target, expected_sha256, origin):
     received = 0
     try:
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-                announced = response.headers.get("Content-Length")
-                with os.fdopen(handle, "wb") as out:
+            with os.fdopen(handle, "wb") as out:
+                opener = urllib.request.build_opener(_NoCredentialsToOtherHosts)  # env proxies now
+                with opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+                    announced = response.headers.get("Content-Length")
                     for chunk in iter(lambda: response.read(1 << 20), b""):
                         out.write(chunk)
                         digest.update(chunk)
@@ -98,8 +129,11 @@ def _download(url, headers, target, expected_sha256, origin):
             raise PresetError(
                 f"{origin}: {url} answered HTTP {error.code} ({error.reason})."
             ) from None
-        except (urllib.error.URLError, OSError) as error:
-            raise PresetError(f"{origin}: could not download {url}: {error}.") from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+            raise PresetError(
+                f"{origin}: could not download {target.name} from {url}: {error}. Nothing was "
+                "kept in the cache; try again."
+            ) from None
         if announced is not None and int(announced) != received:
             raise PresetIntegrityError(
                 f"{origin}: {target.name} was truncated: {received} of {announced} bytes arrived "
@@ -130,7 +164,11 @@ def fetch_preset(location, pinned=None):
     if not (metadata_path.is_file() and _cached_copy_is_complete(folder, pinned)):
         url, headers = url_of(METADATA_FILE)
         _download(url, headers, metadata_path, pinned.get(METADATA_FILE), location)
-        metadata = read_metadata(folder, location)
+        try:
+            metadata = read_metadata(folder, location)
+        except PresetError:  # not JSON, or no sha256 table: keep no such file in the cache
+            metadata_path.unlink(missing_ok=True)
+            raise
         for filename in HASHED_FILES:
             expected = pinned.get(filename) or metadata["sha256"].get(filename)
             if expected is None:

@@ -1,0 +1,64 @@
+"""Compact test subsets shipped in ``zoo/data/``, so the demo and the tests need no download.
+
+Each is the first ``count`` examples of a dataset's test split, stored in the dataset's own
+format (gzip IDX files for the MNIST family), with its licence in ``zoo/data/README.md``:
+Fashion-MNIST is MIT, MNIST CC BY-SA 3.0 (attribution: Yann LeCun, Corinna Cortes and
+Christopher J.C. Burges).
+
+Example:
+    >>> from keras_mimo.presets.bundled import load_bundled
+    >>> images, labels = load_bundled("fashion-mnist")
+    >>> images.shape, images.dtype.name
+    ((3000, 28, 28, 1), 'uint8')
+"""
+
+import os
+
+import numpy as np
+
+from keras_mimo.presets.registry import zoo_root
+from keras_mimo.registry import get_dataset
+
+BUNDLED_COUNTS = {"fashion-mnist": 3000, "mnist": 3000}
+
+
+def bundled_folder(dataset):
+    return zoo_root() / "data" / get_dataset(dataset).name
+
+
+def describe_bundled(dataset):
+    """One line naming the subset, as metadata and tables quote it."""
+    info = get_dataset(dataset)
+    count = BUNDLED_COUNTS[info.name]
+    return f"the first {count} images of the {info.title} test split (zoo/data/{info.name})"
+
+
+def load_bundled(dataset):
+    """``(uint8 images, int64 labels)`` of the bundled subset of ``dataset``."""
+    from keras_mimo.data.idx import read_idx
+
+    info = get_dataset(dataset)
+    if info.name not in BUNDLED_COUNTS:
+        raise ValueError(
+            f"no test subset of {info.title} is bundled; bundled: {', '.join(BUNDLED_COUNTS)}."
+        )
+    folder = bundled_folder(info.name)
+    images = read_idx(folder / "t10k-images-idx3-ubyte.gz", expected_ndim=3)
+    labels = read_idx(folder / "t10k-labels-idx1-ubyte.gz", expected_ndim=1)
+    return images[..., np.newaxis], labels.astype(np.int64)
+
+
+def write_bundled(dataset, data_dir=None):
+    """Writes the bundled subset of ``dataset`` from a full local copy (maintainers)."""
+    from keras_mimo.data.idx import write_idx
+    from keras_mimo.data.images import find_image_data, load_idx_split
+
+    info = get_dataset(dataset)
+    count = BUNDLED_COUNTS[info.name]
+    location = find_image_data(info.name, data_dir=data_dir, source="idx")
+    images, labels = load_idx_split(location.path, "test", info.num_classes)
+    folder = bundled_folder(info.name)
+    os.makedirs(folder, exist_ok=True)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", images[:count, ..., 0])
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels[:count].astype(np.uint8))
+    return folder
