@@ -20,6 +20,8 @@ IMAGE_ONLY = (
     "steps_per_epoch",
     "data_parallel",
     "isometry_every",
+    "dynamic_p",
+    "dynamic_low",
 )
 LRA_ONLY = (
     "steps",
@@ -62,6 +64,16 @@ def add_arguments(parser):
     add("--eval-split", help="image: validation/test split, e.g. 'test'")
     add("--superpositions", help="image: comma-separated N to validate at (default: the recipe's)")
     add("--steps-per-epoch", type=int, help="image: cap on updates per epoch")
+    add(
+        "--dynamic-p",
+        type=float,
+        help="image, dynamic recipes: probability of a batch at N = capacity (paper 0.8)",
+    )
+    add(
+        "--dynamic-low",
+        type=int,
+        help="image, dynamic recipes: N of the other batches (paper 1; must divide the capacity)",
+    )
     add(
         "--isometry-every",
         type=int,
@@ -163,6 +175,13 @@ def recipe_arguments(args):
             else "use --steps for the length of the run; the other flags apply to image recipes"
         )
         raise ValueError(f"{flags} cannot be used with {args.recipe}, {what}: {why}.")
+    if image and args.dynamic_low is not None and args.dynamic_p is None and not recipe.dynamic_p:
+        raise ValueError(
+            f"--dynamic-low applies to dynamic training, which {recipe.name} is not: add "
+            "--dynamic-p P or use a -dynamic recipe."
+        )
+    if image and args.dynamic_p is not None and not 0.0 <= args.dynamic_p <= 1.0:
+        raise ValueError(f"--dynamic-p {args.dynamic_p} must be a probability (0 to 1).")
     changes = dict(
         batch_size=args.batch_size,
         lr=args.lr,
@@ -175,6 +194,8 @@ def recipe_arguments(args):
             mixup_alpha=args.mixup_alpha,
             train_split=args.train_split,
             eval_split=args.eval_split,
+            dynamic_p=args.dynamic_p,
+            dynamic_low=args.dynamic_low,
         )
         if args.superpositions:
             changes["eval_superpositions"] = tuple(

@@ -254,6 +254,7 @@ def export_run(
         license=WEIGHTS_LICENSE,
     )
     metadata = {key: value for key, value in metadata.items() if value is not None}
+    set_operating_point(model, points[0])  # the preset loads at its capacity, the fastest N
     folder = (zoo_root() if zoo is None else pathlib.Path(zoo)) / name
     save_to_preset(model, folder, overwrite=True, **metadata)
     refresh_zoo(zoo)

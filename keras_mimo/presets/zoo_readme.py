@@ -110,7 +110,7 @@ def zoo_readme(presets, untrained):
             "Fine-tuning against training from scratch",
             "`from_preset(name, num_classes=...)` then `model.fit` for a fixed budget, against the "
             "same architecture from random weights with the same budget "
-            "(`python docs/results/finetune.py`).",
+            "(`python -m keras_mimo.presets.finetune`; the command is in each row).",
         ),
         "## Recipes without weights",
         "",

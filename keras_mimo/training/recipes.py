@@ -14,6 +14,7 @@ mimoconv-28-10.cifar10-n1 / -n2 / -n4       CIFAR-10 MIMOConv at N = 1, 2, 4, 12
 mimoconv-28-10.cifar10-dynamic              CIFAR-10 dynamic model, validated at N = 4, 2, 1
 ... .cifar100-..., ... .svhn-...            the same for CIFAR-100 and SVHN (no dynamic)
 wrn-10-2.mnist, mimoconv-10-2.mnist-n2 ...  MNIST (20x20 centre crops), 200 epochs
+mimoconv-10-2.mnist-dynamic16               MNIST, capacity 16 served at N = 1 ... 16
 wrn-10-2.fashion-mnist, ...                 Fashion-MNIST likewise (this project's runs)
 performer-listops.listops, ...              every LRA architecture on its task
 mimoformer-att-listops.listops, ...         (reference settings, keras_mimo.registry.lra)
@@ -281,6 +282,22 @@ _image_recipes("cifar100", "mimoconv-28-10", "wrn-28-10", _PAPER_EPOCHS, extra={
 _image_recipes("svhn", "mimoconv-28-10", "wrn-28-10", _PAPER_EPOCHS, dynamic=False)
 _image_recipes("mnist", "mimoconv-10-2", "wrn-10-2", _MNIST_EPOCHS)
 _image_recipes("fashion-mnist", "mimoconv-10-2", "wrn-10-2", _MNIST_EPOCHS)
+# The DataMUX comparison of the paper serves N = 1 ... 16 on MNIST: one capacity-16 model, trained
+# at N = 16 (p = 0.8) and N = 4 (an N = 1 batch would cost 16 superposed ones).
+register_recipe(
+    Recipe(
+        name="mimoconv-10-2.mnist-dynamic16",
+        architecture="mimoconv-10-2",
+        dataset="mnist",
+        model_overrides=dict(capacity=16),
+        epochs=_MNIST_EPOCHS["mimoconv"],
+        dynamic_p=0.8,
+        dynamic_low=4,
+        eval_superpositions=(16, 8, 4, 2, 1),
+        description="MNIST: dynamic mimoconv-10-2, capacity 16, batches at N = 16 w.p. 0.8 else "
+        "N = 4; validated at N = 16, 8, 4, 2, 1.",
+    )
+)
 
 
 def _lra_recipe(architecture):
