@@ -1,13 +1,14 @@
 # Everything a fresh machine (Debian, Python 3.11, pip) needs, behind two targets:
-#   make bench   installs keras-mimo with all backends and runs the throughput benchmark
+#   make demo    installs keras-mimo with all backends and runs the pretrained demo (offline)
 #   make test    installs keras-mimo with all backends and runs the tests once per backend
+#   make bench   the throughput benchmark
 #   make lint    ruff check and ruff format --check (CI runs it before the tests)
 PYTHON ?= python3
 BACKENDS ?= tensorflow jax torch
 PYTEST_ARGS ?=
 STAMP := .install-stamp
 
-.PHONY: install lint format test test-large bench clean
+.PHONY: install demo lint format test test-large bench clean
 
 $(STAMP): pyproject.toml
 	@# Real Fashion-MNIST from Debian (MIT): the data tests and the demo read it. Needs root and apt.
@@ -17,6 +18,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+demo: install
+	$(PYTHON) -m keras_mimo.cli demo --output demo-output
 
 lint: install
 	$(PYTHON) -m ruff check .
@@ -36,4 +40,4 @@ bench: install
 	$(PYTHON) -m keras_mimo.cli bench --backends all --depth 16 --width 4 --batch 64 --warmup 1 --repeats 3
 
 clean:
-	rm -rf $(STAMP) bench-results .pytest_cache build *.egg-info
+	rm -rf $(STAMP) bench-results demo-output .pytest_cache build *.egg-info
