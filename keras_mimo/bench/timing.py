@@ -42,6 +42,30 @@ def interleaved_medians(runs, warmup, repeats):
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def block_medians(runs, repeats, block=3):
+    """Median wall time in seconds of each ``runs[name]()``, timed in blocks that take turns.
+
+    In each of ``repeats`` rounds every case runs once untimed and then ``block`` timed times in
+    a row: steady-state calls, as a user serving one configuration makes them (alternating
+    cases call by call times caches the other cases left cold), while the rounds still spread
+    a slow spell of the machine over all cases. Returns ``{name: seconds}`` in ``runs`` order.
+
+    Example:
+        >>> seconds = block_medians({"noop": lambda: None}, repeats=2)
+        >>> list(seconds)
+        ['noop']
+    """
+    times = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            run()
+            for _ in range(block):
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def machine_row():
     """The fields every result row carries about where and when it was measured.
 

@@ -67,24 +67,25 @@ def accuracy_per_point(model, examples, labels, points, batch_size=500):
 
 
 def inference_jit_compile():
-    """XLA / jit for timed inference: on for TensorFlow and JAX, off for PyTorch (Keras' default
-    there). On a CPU, XLA fuses the elementwise work of a small body (BN, PReLU, binding),
-    which TensorFlow otherwise runs op by op."""
-    import keras
-
-    return keras.backend.backend() in ("tensorflow", "jax")
+    """What timed inference compiles with: Keras' own default for the backend ("auto": jit on
+    JAX, no XLA for TensorFlow on a CPU), what a user who calls ``predict`` gets."""
+    return "auto"
 
 
-def throughput_per_point(models, examples, batch_size=THROUGHPUT_BATCH, repeats=THROUGHPUT_REPEATS):
-    """Examples per second of each ``(label, model, point)`` in ``models``, timed in turns.
+def throughput_per_point(
+    models, examples, batch_size=THROUGHPUT_BATCH, repeats=THROUGHPUT_REPEATS, block=3
+):
+    """Examples per second of each ``(label, model, point)`` in ``models``.
 
-    Every model is compiled for inference (:func:`inference_jit_compile`); each case runs
+    Every model is compiled for inference (:func:`inference_jit_compile`) and runs
     ``model.predict_on_batch`` (the compiled predict function) on the same batch of
-    ``batch_size`` raw examples. Two untimed rounds come first, then ``repeats`` rounds in which
-    every case runs once, so a slow spell of the machine hits all cases alike. Returns
-    ``{label: examples per second}`` from the median call.
+    ``batch_size`` raw examples. The cases take turns in ``repeats`` rounds, so a slow spell of
+    the machine hits all of them alike; in each round a case runs one untimed call and then
+    ``block`` timed ones in a row, as a user serving one N does (alternating N call by call
+    would time cold caches instead). Returns ``{label: examples per second}`` from the median
+    call of all rounds.
     """
-    from keras_mimo.bench.timing import interleaved_medians
+    from keras_mimo.bench.timing import block_medians
 
     batch = examples[:batch_size]
     if len(batch) < batch_size:
@@ -101,7 +102,7 @@ def throughput_per_point(models, examples, batch_size=THROUGHPUT_BATCH, repeats=
         return run
 
     runs = {label: case(model, point) for label, model, point in models}
-    seconds = interleaved_medians(runs, warmup=2, repeats=repeats)
+    seconds = block_medians(runs, repeats, block)
     return {label: round(batch_size / value, 1) for label, value in seconds.items()}
 
 
@@ -110,10 +111,10 @@ def throughput_setting(batch_size=THROUGHPUT_BATCH, repeats=THROUGHPUT_REPEATS):
 
     threads = os.environ.get("TF_NUM_INTRAOP_THREADS") or str(os.cpu_count())
     return (
-        f"Keras {keras.__version__} on {keras.backend.backend()}"
-        f"{' with XLA' if inference_jit_compile() else ''}, {platform.machine()} CPU, "
+        f"Keras {keras.__version__} on {keras.backend.backend()} (jit_compile='auto'), "
+        f"{platform.machine()} CPU, "
         f"{threads} threads; predict_on_batch on {batch_size} raw test images, median of "
-        f"{repeats} calls taken in turns with the other N"
+        f"{repeats} rounds of 3 calls in a row, the N taking turns"
     )
 
 
