@@ -92,19 +92,21 @@ def test_lra_vocabularies_live_in_the_dataset_table():
 
 
 def test_recipe_names_are_architecture_dot_dataset_and_regime():
-    assert len(RECIPES) == 24 + 33
+    assert len(RECIPES) == 25 + 33
     for name, recipe in RECIPES.items():
         architecture, _, tag = name.partition(".")
         assert architecture == recipe.architecture, name
         assert tag == recipe.dataset or tag.startswith(recipe.dataset + "-"), name
         regime = tag[len(recipe.dataset) + 1 :]
-        assert regime in ("", "n1", "n2", "n4", "dynamic"), name
+        assert regime in ("", "n1", "n2", "n4", "dynamic", "dynamic16"), name
         assert "_" not in name, name
         if regime.startswith("n"):
             assert recipe.model_overrides["capacity"] == int(regime[1:]) == recipe.capacity
             assert recipe.eval_superpositions == (int(regime[1:]),)
     dynamic = get_recipe("mimoconv-28-10.cifar10-dynamic")
     assert (dynamic.dynamic_p, dynamic.capacity, dynamic.eval_superpositions) == (0.8, 4, (4, 2, 1))
+    wide = get_recipe("mimoconv-10-2.mnist-dynamic16")  # dynamic{capacity} when it is not 4
+    assert (wide.capacity, wide.dynamic_low, wide.eval_superpositions) == (16, 4, (16, 8, 4, 2, 1))
     assert get_recipe("wrn-28-10.cifar100").model_overrides == {"num_classes": 100}
     assert "mimoconv-28-10.svhn-dynamic" not in RECIPES
     assert list_recipes("image") == sorted(n for n, r in RECIPES.items() if r.family == "image")
