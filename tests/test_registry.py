@@ -153,6 +153,8 @@ def test_a_mistyped_recipe_is_reported_before_tensorflow_is_imported():
         "keras_mimo.registry.datasets",
         "keras_mimo.registry.architectures",
         "keras_mimo.training.recipes",
+        "keras_mimo.presets.registry",
+        "keras_mimo.presets.bundled",
     ],
 )
 def test_the_docstring_examples_of_the_name_space_run(module):

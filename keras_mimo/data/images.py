@@ -498,8 +498,9 @@ def center_crop(images, size):
         raise ValueError("center_crop needs a known image height and width.")
     if size > height or size > width:
         raise ValueError(f"Cannot centre-crop {size}x{size} out of {height}x{width} images.")
-    top = int(round((height - size) / 2.0))
-    left = int(round((width - size) / 2.0))
+    from keras_mimo.layers.preprocessing import center_crop_offsets  # the presets' crop
+
+    top, left = center_crop_offsets(height, size), center_crop_offsets(width, size)
     return images[..., top : top + size, left : left + size, :]
 
 

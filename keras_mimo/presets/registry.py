@@ -54,7 +54,7 @@ def list_presets(include_untrained=False):
 
     Example:
 
-    >>> "mimoconv-10-2.fashion-mnist-dynamic" in list_presets()
+    >>> "wrn-10-2.fashion-mnist" in list_presets()
     True
     """
     names = set(builtin_presets())
