@@ -43,8 +43,8 @@ def run_demo(
 
     from keras_mimo.presets.bundled import describe_bundled, load_bundled
 
-    examples, labels = load_bundled(metadata["dataset"])
-    batch_size = batch_size or (500 if small else THROUGHPUT_BATCH)
+    examples, labels = load_bundled(metadata["dataset"], **metadata.get("data_options", {}))
+    batch_size = min(batch_size or (500 if small else THROUGHPUT_BATCH), len(labels))
     repeats = repeats or (2 if small else THROUGHPUT_REPEATS)
     if small:
         examples, labels = examples[:1000], labels[:1000]

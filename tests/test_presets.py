@@ -347,3 +347,24 @@ def test_a_copied_builtin_preset_loads_as_a_directory(tmp_path):
     shutil.copytree(zoo_root() / BUILTIN[0], tmp_path / "copy")
     model = keras_mimo.from_preset(str(tmp_path / "copy"), compile=False)
     assert model.count_params() == keras_mimo.preset_metadata(BUILTIN[0])["parameter_count"]
+
+
+def test_an_lra_run_exports_as_a_token_preset_that_switches_grids(tmp_path, capsys):
+    from keras_mimo.presets.zoo import export_run, lra_examples
+
+    run = tmp_path / "run"
+    recipe = "mimoformer-att-listops.listops"
+    assert (
+        main(["train", "--recipe", recipe, "--quick", "--output", str(run), "--verbose", "0"]) == 0
+    )
+    data = run / "listops-quick-data"
+    metadata = export_run(run, zoo=tmp_path / "zoo", data_dir=data, bundled_root=tmp_path / "zoo")
+    assert metadata["input"] == {"shape": [64], "dtype": "int32"}
+    assert metadata["train_command"].startswith(f"keras-mimo train --recipe {recipe} --quick")
+    assert sorted(metadata["accuracy"]) == sorted(metadata["throughput"]["per_n"])
+    assert "4x4" in metadata["accuracy"] and "1x1" in metadata["accuracy"]
+    model = keras_mimo.from_preset(str(tmp_path / "zoo" / f"{recipe}-quick"), compile=False)
+    assert model.grid == (4, 4)  # loads at its capacity
+    tokens, labels = lra_examples("listops", "test", data, metadata["data_options"])
+    assert tokens.dtype == np.int32 and len(tokens) == len(labels) == 16
+    assert accuracy_per_point(model, tokens, labels, ["2x2"])["2x2"] == metadata["accuracy"]["2x2"]

@@ -91,20 +91,29 @@ def _evaluate_preset(args):
 
     metadata = preset_metadata(args.preset)
     dataset = get_dataset(args.dataset or metadata["dataset"])
-    if dataset.family != "image":
-        raise ValueError(
-            f"--preset scores image presets; for {dataset.title} use --checkpoint with the run's "
-            "best.keras."
-        )
     model = from_preset(args.preset, compile=False)
     points = operating_points(model)
-    if args.superposition:
-        points = parse_int_list(args.superposition, "--superposition", "1,2,4")
-    images, labels = full_test_split(dataset.name, args.data_dir, args.split)
+    if dataset.family == "image":
+        if args.superposition:
+            points = parse_int_list(args.superposition, "--superposition", "1,2,4")
+        images, labels = full_test_split(dataset.name, args.data_dir, args.split)
+    else:
+        from keras_mimo.presets.zoo import lra_examples
+
+        if args.data_dir is None:
+            raise ValueError(
+                f"--preset {args.preset} reads {dataset.title}: pass --data-dir, the folder of its "
+                f"data ({metadata.get('data_command') or 'see its metadata'})."
+            )
+        if args.superposition:
+            points = ["%dx%d" % grid for grid in parse_grids(args.superposition)]
+        images, labels = lra_examples(
+            dataset.name, args.split, args.data_dir, metadata.get("data_options", {})
+        )
     results = accuracy_per_point(model, images, labels, points, batch_size=args.batch_size)
     if args.json:
         print(json.dumps(results))
         return 0
     for point, accuracy in results.items():
-        print(f"N={point}: accuracy {accuracy:.2f}% on {len(labels)} {dataset.title} images")
+        print(f"N={point}: accuracy {accuracy:.2f}% on {len(labels)} {dataset.title} examples")
     return 0

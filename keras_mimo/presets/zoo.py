@@ -27,6 +27,7 @@ from keras_mimo.registry import get_dataset
 
 THROUGHPUT_BATCH = 1000  # images per predict call when throughput is measured
 THROUGHPUT_REPEATS = 7
+LRA_THROUGHPUT_BATCH = 256  # sequences per predict call
 WEIGHTS_LICENSE = "Apache-2.0"
 
 
@@ -113,7 +114,7 @@ def throughput_setting(batch_size=THROUGHPUT_BATCH, repeats=THROUGHPUT_REPEATS):
     return (
         f"Keras {keras.__version__} on {keras.backend.backend()} (jit_compile='auto'), "
         f"{platform.machine()} CPU, "
-        f"{threads} threads; predict_on_batch on {batch_size} raw test images, median of "
+        f"{threads} threads; predict_on_batch on {batch_size} raw test examples, median of "
         f"{repeats} rounds of 3 calls in a row, the N taking turns"
     )
 
@@ -137,6 +138,9 @@ def train_command(run_config, output):
     """The ``keras-mimo train`` command that reproduces a run from its ``config.json``."""
     from keras_mimo.training.recipes import get_recipe
 
+    if run_config["name"].endswith("-quick"):  # a --quick smoke run: the flag says it all
+        base = run_config["name"][: -len("-quick")]
+        return f"keras-mimo train --recipe {base} --quick --output {output}"
     recipe = get_recipe(run_config["name"])
     words = ["keras-mimo", "train", "--recipe", recipe.name]
     for field, flag in _FLAGS:
@@ -157,11 +161,14 @@ def train_command(run_config, output):
 
 
 def _float32_copy(model, preprocessing):
-    """The model rebuilt in float32 with ``preprocessing``, holding the same weights."""
+    """The model rebuilt in float32 (with ``preprocessing``, for an image model), holding the same
+    weights."""
     from keras_mimo.presets.format import model_config, preset_classes
 
     config = model_config(model)
-    arguments = dict(config["config"], preprocessing=preprocessing)
+    arguments = dict(config["config"])
+    if hasattr(model, "image_shape"):
+        arguments["preprocessing"] = preprocessing
     copy = preset_classes()[config["class_name"]].from_config(arguments)
     copy.set_weights(model.get_weights())
     return copy
@@ -195,33 +202,118 @@ def full_test_split(dataset, data_dir=None, split="test"):
     return images, labels
 
 
+def _image_material(trained, info, data_dir, bundled_root):
+    """The float32 preset model of an image run, its full test split and bundled subset."""
+    from keras_mimo.presets.bundled import describe_bundled, load_bundled
+
+    preprocessing = image_preprocessing(info.name)
+    images, labels = full_test_split(info.name, data_dir)
+    return dict(
+        model=_float32_copy(trained, preprocessing),
+        test=(images, labels),
+        bundled=load_bundled(info.name, root=bundled_root),
+        batch=THROUGHPUT_BATCH,
+        metadata=dict(
+            preprocessing=(
+                f"uint8 {tuple(preprocessing['raw_shape'])} -> centre "
+                f"{preprocessing['center_crop']}x{preprocessing['center_crop']} crop -> "
+                f"(x / 255 - {preprocessing['mean']}) / {preprocessing['std']}"
+            ),
+            test_split=f"the full {info.title} test split ({len(labels)} images)",
+            bundled_subset=describe_bundled(info.name),
+        ),
+    )
+
+
+def _lra_material(trained, info, run_config, data_dir, bundled_root):
+    """The float32 preset model of a Long Range Arena run, its test split and bundled subset
+    (written from that test split into ``zoo/data/<task>`` when it is not there yet)."""
+    from keras_mimo.presets.bundled import (
+        bundled_folder,
+        describe_bundled,
+        load_bundled,
+        write_bundled,
+    )
+
+    if data_dir is None:
+        raise PresetError(
+            f"exporting a {info.title} run needs --data-dir: the folder of the data it trained on."
+        )
+    options = dict(run_config.get("data_options") or {})
+    if not (bundled_folder(info.name, bundled_root) / "basic_test.tsv").is_file():
+        write_bundled(info.name, data_dir=data_dir, root=bundled_root)
+    tokens, labels = lra_examples(info.name, "test", data_dir, options)
+    return dict(
+        model=_float32_copy(trained, None),
+        test=(tokens, labels),
+        bundled=load_bundled(info.name, root=bundled_root, **options),
+        batch=LRA_THROUGHPUT_BATCH,
+        metadata=dict(
+            data_options=options,
+            test_split=f"the test split of the data it trained on ({len(labels)} sequences)",
+            bundled_subset=describe_bundled(info.name),
+        ),
+    )
+
+
+def lra_examples(task, split, data_dir, options):
+    """``(int32 token ids, int64 labels)`` of a whole Long Range Arena split, in stored order."""
+    import numpy as np
+
+    from keras_mimo.data.lra import lra_dataset
+
+    batches = list(
+        lra_dataset(
+            task, split, data_dir=data_dir, batch_size=256, grid=1, **options
+        ).as_numpy_iterator()
+    )
+    return (
+        np.concatenate([b[0] for b in batches]).astype("int32"),
+        np.concatenate([b[1] for b in batches]).astype("int64"),
+    )
+
+
 def export_run(
-    run_folder, name=None, zoo=None, checkpoint="last.keras", data_dir=None, baseline=None
+    run_folder,
+    name=None,
+    zoo=None,
+    checkpoint=None,
+    data_dir=None,
+    baseline=None,
+    data_command=None,
+    bundled_root=None,
 ):
-    """Writes the model of a finished image training run as preset ``zoo/<name>``; returns the
-    metadata. ``baseline`` names the preset the demo compares it with (its WideResNet)."""
+    """Writes the model of a finished training run as preset ``zoo/<name>``; returns the metadata.
+
+    Image runs export their last epoch's model (``last.keras``), Long Range Arena runs the one
+    of their best dev accuracy (``best.keras``), as their results report them. ``baseline``
+    names the preset the demo compares an image preset with (its WideResNet); ``data_command``
+    records how an LRA run's data were made (the ListOps generator's command).
+    """
     import keras
 
     import keras_mimo.models  # noqa: F401  (registers the classes for load_model)
-    from keras_mimo.presets.bundled import describe_bundled, load_bundled
     from keras_mimo.presets.format import save_to_preset
 
     run_config = read_json(os.path.join(run_folder, "config.json"), run_folder)
     results = read_json(os.path.join(run_folder, "results.json"), run_folder)
     name = name or run_config["name"]
     info = get_dataset(run_config["dataset"])
-    if info.family != "image":
-        raise PresetError(f"export_run takes image runs; {name} trained on {info.title}.")
+    checkpoint = checkpoint or ("last.keras" if info.family == "image" else "best.keras")
     trained = keras.saving.load_model(os.path.join(run_folder, checkpoint), compile=False)
-    preprocessing = image_preprocessing(info.name)
-    model = _float32_copy(trained, preprocessing)
+    if info.family == "image":
+        material = _image_material(trained, info, data_dir, bundled_root)
+    else:
+        material = _lra_material(trained, info, run_config, data_dir, bundled_root)
+    model = material["model"]
     points = operating_points(model)
-    test_images, test_labels = full_test_split(info.name, data_dir)
-    bundled_images, bundled_labels = load_bundled(info.name)
-    accuracy = accuracy_per_point(model, test_images, test_labels, points)
-    accuracy_bundled = accuracy_per_point(model, bundled_images, bundled_labels, points)
-    rates = throughput_per_point([(str(point), model, point) for point in points], bundled_images)
-    output = f"runs/zoo/{name}"
+    accuracy = accuracy_per_point(model, *material["test"], points)
+    accuracy_bundled = accuracy_per_point(model, *material["bundled"], points)
+    batch = min(material["batch"], len(material["bundled"][0]))
+    rates = throughput_per_point(
+        [(str(point), model, point) for point in points], material["bundled"][0], batch_size=batch
+    )
+    data = "" if info.family == "image" else " --data-dir DATA"
     metadata = dict(
         description=run_config["description"],
         architecture=run_config["architecture"],
@@ -229,27 +321,23 @@ def export_run(
         dataset=info.name,
         data_license=info.license,
         data_source=info.source,
+        data_command=data_command,
         class_names=list(info.labels),
-        preprocessing=(
-            f"uint8 {tuple(preprocessing['raw_shape'])} -> centre {preprocessing['center_crop']}"
-            f"x{preprocessing['center_crop']} crop -> (x / 255 - {preprocessing['mean']}) / "
-            f"{preprocessing['std']}"
-        ),
+        **material["metadata"],
         accuracy=accuracy,
         accuracy_bundled=accuracy_bundled,
-        test_split=f"the full {info.title} test split ({len(test_labels)} images)",
-        bundled_subset=describe_bundled(info.name),
         throughput=dict(
             per_n=rates,
-            batch=THROUGHPUT_BATCH,
-            setting=throughput_setting(),
+            batch=batch,
+            setting=throughput_setting(batch),
             command=f"keras-mimo demo --preset {name}",
         ),
-        train_command=train_command(run_config, output),
-        eval_command=f"keras-mimo evaluate --preset {name} --superposition "
+        train_command=train_command(run_config, f"runs/zoo/{name}"),
+        eval_command=f"keras-mimo evaluate --preset {name}{data} --superposition "
         + ",".join(str(p) for p in points),
         train_time_s=results.get("train_time_s"),
         epochs=results.get("epochs"),
+        steps=results.get("steps") or run_config.get("steps"),
         trained_as=_trained_as(run_config),
         baseline=baseline,
         license=WEIGHTS_LICENSE,
