@@ -251,6 +251,18 @@ def test_every_builtin_preset_loads_and_scores_what_its_metadata_says(name):
     assert set(metadata["throughput"]["per_n"]) == set(metadata["accuracy"])
 
 
+def test_accuracy_does_not_depend_on_the_batch_size(raw_images):
+    # groups of N are consecutive in the given order whatever the batch: a batch of 12 at N = 8
+    # is rounded up to 16, so the figure is the one predict gives at Keras' default batch
+    model = _tiny_model(capacity=8)
+    images = np.concatenate([raw_images] * (40 // len(raw_images) + 1))[:40]
+    labels = model.predict(images, verbose=0).argmax(-1)
+    for batch_size in (12, 20, 500):
+        assert accuracy_per_point(model, images, labels, [8], batch_size=batch_size) == {
+            "8": 100.0
+        }
+
+
 def test_the_zoo_readme_and_results_table_cover_every_preset():
     readme = (zoo_root() / "README.md").read_text()
     with open(zoo_root() / "results.csv", newline="") as handle:

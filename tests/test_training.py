@@ -1059,3 +1059,24 @@ def test_float16_is_refused_for_image_recipes_with_the_reason():
             "float16",
         ),
     )
+
+
+def test_no_augment_turns_flips_off_is_image_only_and_is_reproduced_by_the_train_command():
+    from keras_mimo.cli import build_parser
+    from keras_mimo.cli.train import recipe_arguments
+    from keras_mimo.presets.zoo import train_command
+
+    parser = build_parser()
+    recipe, options = recipe_arguments(
+        parser.parse_args(["train", "--recipe", "mimoconv-10-2.mnist-dynamic", "--no-augment"])
+    )
+    assert recipe.augment is False and options["augment"] is False
+    recipe, options = recipe_arguments(
+        parser.parse_args(["train", "--recipe", "mimoconv-10-2.mnist-dynamic"])
+    )
+    assert recipe.augment is True and "augment" not in options
+    config = dict(name="mimoconv-10-2.mnist-dynamic", model_overrides={})
+    assert "--no-augment" in train_command(dict(config, augment=False), "runs/x")
+    assert "--no-augment" not in train_command(dict(config, augment=True), "runs/x")
+    error = cli_error("train", "--recipe", "performer-listops.listops", "--no-augment")
+    assert "--no-augment cannot be used with performer-listops.listops" in error

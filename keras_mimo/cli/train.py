@@ -22,6 +22,7 @@ IMAGE_ONLY = (
     "isometry_every",
     "dynamic_p",
     "dynamic_low",
+    "no_augment",
 )
 LRA_ONLY = (
     "steps",
@@ -64,6 +65,11 @@ def add_arguments(parser):
     add("--eval-split", help="image: validation/test split, e.g. 'test'")
     add("--superpositions", help="image: comma-separated N to validate at (default: the recipe's)")
     add("--steps-per-epoch", type=int, help="image: cap on updates per epoch")
+    add(
+        "--no-augment",
+        action="store_true",
+        help="image: no random flips or crops (digits are not mirror-symmetric)",
+    )
     add(
         "--dynamic-p",
         type=float,
@@ -196,6 +202,7 @@ def recipe_arguments(args):
             eval_split=args.eval_split,
             dynamic_p=args.dynamic_p,
             dynamic_low=args.dynamic_low,
+            augment=False if args.no_augment else None,
         )
         if args.superpositions:
             changes["eval_superpositions"] = tuple(

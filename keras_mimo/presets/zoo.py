@@ -11,6 +11,7 @@ every N, measures its throughput, writes the preset with that metadata, and rege
 import csv
 import io
 import json
+import math
 import os
 import pathlib
 import platform
@@ -53,14 +54,27 @@ def set_operating_point(model, point):
         model.superposition = int(point)
 
 
+def group_size(point):
+    """How many examples one superposition of ``point`` holds: N, or M * N for a grid "MxN"."""
+    return math.prod(int(part) for part in str(point).split("x"))
+
+
 def accuracy_per_point(model, examples, labels, points, batch_size=500):
-    """``{str(point): percent correct}`` of ``model`` on raw ``examples`` at each point."""
+    """``{str(point): percent correct}`` of ``model`` on raw ``examples`` at each point.
+
+    The examples are superposed in consecutive groups, in their given order (the last group
+    padded): ``batch_size`` is rounded up to a multiple of the group size, so the figure does
+    not depend on it and equals ``model.predict(examples)`` at any batch size the group size
+    divides (Keras' default 32 included, for N up to 32).
+    """
     import numpy as np
 
     results = {}
     for point in points:
         set_operating_point(model, point)
-        logits = model.predict(examples, batch_size=batch_size, verbose=0)
+        group = group_size(point)
+        aligned = -(-batch_size // group) * group
+        logits = model.predict(examples, batch_size=aligned, verbose=0)
         if len(logits) != len(labels):
             raise PresetError(f"{len(logits)} rows of logits for {len(labels)} examples.")
         results[str(point)] = round(100.0 * float(np.mean(np.argmax(logits, -1) == labels)), 2)
@@ -148,6 +162,8 @@ def train_command(run_config, output):
             words += [flag, str(run_config[field])]
     if run_config.get("grid") and list(run_config["grid"]) != list(recipe.grid or ()):
         words += ["--grid", "x".join(str(g) for g in run_config["grid"])]
+    if run_config.get("augment") is False and recipe.augment:
+        words.append("--no-augment")
     precision = run_config.get("mixed_precision")
     if precision and precision not in ("float32", "off", None):
         words += ["--mixed-precision", precision.replace("mixed_", "")]
