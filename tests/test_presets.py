@@ -258,9 +258,7 @@ def test_accuracy_does_not_depend_on_the_batch_size(raw_images):
     images = np.concatenate([raw_images] * (40 // len(raw_images) + 1))[:40]
     labels = model.predict(images, verbose=0).argmax(-1)
     for batch_size in (12, 20, 500):
-        assert accuracy_per_point(model, images, labels, [8], batch_size=batch_size) == {
-            "8": 100.0
-        }
+        assert accuracy_per_point(model, images, labels, [8], batch_size=batch_size) == {"8": 100.0}
 
 
 def test_the_zoo_readme_and_results_table_cover_every_preset():
