@@ -8,7 +8,8 @@ without XLA: ``stem`` = preprocessing, stem conv (BN folded), ReLU; ``+ binding`
 and superposition; ``whole`` is ``model.predict_on_batch``. The stem's share is
 ``stem / whole``; the speed-up is the WRN's time over the model's. Timings are medians of
 blocks of calls in a row that take turns (``keras_mimo.bench.timing.block_medians``).
-Usage: ``KERAS_BACKEND=tensorflow python docs/results/inference_share.py [--batch 1000]``.
+Usage: ``KERAS_BACKEND=tensorflow python docs/results/inference_share.py [--batch 1000]
+[--widths 4,2,1]``.
 """
 
 import argparse
@@ -34,7 +35,7 @@ def stem_and_binding(model, images):
     return model.bind(stem(model, images), superposition=model.superposition)
 
 
-def main(batch, repeats):
+def main(batch, repeats, widths=(4, 1)):
     images = tf.constant(load_bundled("fashion-mnist")[0][:batch])
     preprocessing = image_preprocessing("fashion-mnist")
     runs, labels = {}, []
@@ -42,7 +43,7 @@ def main(batch, repeats):
         wrn = WideResNet(**BODY, preprocessing=preprocessing)
         wrn.compile(jit_compile=jit)
         runs[(jit, "WRN-10-2", "whole")] = lambda m=wrn: m.predict_on_batch(images)
-        for width in (4, 1):
+        for width in widths:
             for n in (1, 2, 4):
                 model = MIMOConv(
                     **BODY,
@@ -77,5 +78,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument(
+        "--widths", default="4,1", help="comma-separated initial_width values (stem = 16 x each)"
+    )
     args = parser.parse_args()
-    main(args.batch, args.repeats)
+    main(args.batch, args.repeats, tuple(int(w) for w in args.widths.split(",")))
