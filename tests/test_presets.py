@@ -234,8 +234,10 @@ def test_every_builtin_preset_loads_and_scores_what_its_metadata_says(name):
     model = keras_mimo.from_preset(name, compile=False)
     assert model.count_params() == metadata["parameter_count"]
     assert type(model).__name__ == metadata["class_name"]
-    images, labels = load_bundled(metadata["dataset"])
-    assert images.dtype == np.uint8 and list(images.shape[1:]) == metadata["input"]["shape"]
+    # the raw examples the preset takes: uint8 images, or int32 token ids cut as in training
+    images, labels = load_bundled(metadata["dataset"], **metadata.get("data_options", {}))
+    assert images.dtype == np.dtype(metadata["input"]["dtype"])
+    assert list(images.shape[1:]) == metadata["input"]["shape"]
     points = operating_points(model)
     assert sorted(metadata["accuracy_bundled"]) == sorted(str(p) for p in points)
     measured = accuracy_per_point(model, images, labels, points)

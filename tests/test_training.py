@@ -1080,3 +1080,33 @@ def test_no_augment_turns_flips_off_is_image_only_and_is_reproduced_by_the_train
     assert "--no-augment" not in train_command(dict(config, augment=True), "runs/x")
     error = cli_error("train", "--recipe", "performer-listops.listops", "--no-augment")
     assert "--no-augment cannot be used with performer-listops.listops" in error
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        "--recipe mimoformer-att-listops.listops --lr 0.001 --steps 2000 --eval-frequency 100 "
+        "--eval-steps 32 --grid 2x2 --max-length 512 --model-override embedding_dim=64",
+        "--recipe mimoconv-10-2.mnist-dynamic --epochs 45 --no-augment "
+        "--model-override initial_width=1 --model-override stem_stride=2",
+    ],
+)
+def test_a_runs_train_command_resolves_to_the_same_recipe(flags):
+    import dataclasses
+    import shlex
+
+    from keras_mimo.cli import build_parser
+    from keras_mimo.cli.train import recipe_arguments
+    from keras_mimo.presets.zoo import train_command
+
+    parser = build_parser()
+    recipe, _ = recipe_arguments(parser.parse_args(["train", *shlex.split(flags)]))
+    command = train_command(dataclasses.asdict(recipe), "runs/x")
+    words = shlex.split(command)
+    assert words[:2] == ["keras-mimo", "train"]
+    if "--data-dir" in words:  # the placeholder of an LRA run's data folder
+        at = words.index("--data-dir")
+        assert words[at + 1] == "DATA"
+        del words[at : at + 2]
+    again, _ = recipe_arguments(parser.parse_args(words[1:]))
+    assert again == recipe, command

@@ -65,8 +65,9 @@ def test_every_builtin_preset_loads_from_the_installed_wheel(wheel_venv):
         for name in keras_mimo.list_presets():
             model = keras_mimo.from_preset(name, compile=False)
             metadata = keras_mimo.preset_metadata(name)
-            x, y = load_bundled(metadata["dataset"])
-            n = str(model.superposition)
+            x, y = load_bundled(metadata["dataset"], **metadata.get("data_options", {}))
+            grid = getattr(model, "grid", None)  # MIMOFormer / Performer: "MxN"
+            n = "x".join(map(str, grid)) if grid else str(model.superposition)
             accuracy = round(100 * float(np.mean(model.predict(x, verbose=0).argmax(-1) == y)), 2)
             result["presets"][name] = [accuracy, metadata["accuracy_bundled"][n]]
         print(json.dumps(result))

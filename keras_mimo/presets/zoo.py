@@ -15,6 +15,7 @@ import math
 import os
 import pathlib
 import platform
+import shlex
 
 from keras_mimo.presets.format import (
     METADATA_FILE,
@@ -143,6 +144,8 @@ _FLAGS = (
     ("steps", "--steps"),
     ("warmup_steps", "--warmup-steps"),
     ("mimo_warmup_steps", "--mimo-warmup-steps"),
+    ("eval_frequency", "--eval-frequency"),
+    ("eval_steps", "--eval-steps"),
     ("train_split", "--train-split"),
     ("eval_split", "--eval-split"),
 )
@@ -169,9 +172,19 @@ def train_command(run_config, output):
         words += ["--mixed-precision", precision.replace("mixed_", "")]
     if run_config.get("isometry_every", 1) != 1:
         words += ["--isometry-every", str(run_config["isometry_every"])]
+    implied = {}  # model arguments that --grid and --max-length set themselves
+    if run_config.get("grid"):
+        implied["capacity"] = list(run_config["grid"])
+    length = (run_config.get("data_options") or {}).get("max_length")
+    if length is not None and length != (recipe.data_options or {}).get("max_length"):
+        words += ["--max-length", str(length)]
+        implied["max_length"] = 1 << max(0, int(length) - 1).bit_length()
     for key, value in sorted(run_config.get("model_overrides", {}).items()):
-        if recipe.model_overrides.get(key) != value:
-            words += ["--model-override", f"{key}={json.dumps(value)}"]
+        if recipe.model_overrides.get(key) != value and implied.get(key) != value:
+            override = f"{key}={json.dumps(value, separators=(',', ':'))}"
+            words += ["--model-override", shlex.quote(override)]
+    if recipe.family != "image":
+        words += ["--data-dir", "DATA"]
     words += ["--output", output]
     return " ".join(words)
 
