@@ -105,7 +105,7 @@ def test_cyclic_adamw_follows_torch_adamw_with_linear_one_cycle():
 # ------------------------------------------------------------------------------------------------
 # recipes
 def test_every_lra_architecture_has_its_reference_recipe():
-    assert len(_RECIPE_NAMES) == 33
+    assert len(_RECIPE_NAMES) == 39  # 33 of the reference + 6 seq-fashion-mnist
     for name in _RECIPE_NAMES:
         recipe = resolve_recipe(name)
         assert recipe.family == "lra" and recipe.optimizer == "adamw"

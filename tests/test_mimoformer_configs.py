@@ -43,7 +43,7 @@ SHRINK = dict(
 
 def test_every_name_is_registered():
     assert list_models("mimoformer") == EXPECTED
-    assert len(EXPECTED) == 33
+    assert len(EXPECTED) == 39  # 33 of the reference + 6 of seq-fashion-mnist (ours)
     names = list_models()
     assert set(EXPECTED) <= set(names)
     # the CNN entries are in the same table
@@ -178,11 +178,20 @@ def test_arguments_equal_the_reference(name):
 def test_every_config_is_consistent():
     for name in EXPECTED:
         kwargs = arguments(name)
-        task = name.split("-")[-2] if name.endswith(("-deep", "-small")) else name.split("-")[-1]
+        task = get_architecture(name).facts["task"]
+        suffix = name[name.index(task) + len(task) :]
+        assert suffix in VARIANTS[task] and name.startswith(FAMILIES), name
         assert task in LRA_TASK_NAMES
         assert kwargs.get("dual", False) == (task == "retrieval"), name
         # wide and deep keep the total number of heads
-        total = {"listops": 48, "text": 48, "retrieval": 16, "image": 12, "pathfinder": 32}[task]
+        total = {
+            "listops": 48,
+            "text": 48,
+            "retrieval": 16,
+            "image": 12,
+            "pathfinder": 32,
+            "seq-fashion-mnist": 12,  # ours: Image's
+        }[task]
         if not name.endswith("-small"):
             assert kwargs["num_heads"] * kwargs["num_layers"] == total, name
 

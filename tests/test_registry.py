@@ -23,7 +23,7 @@ def test_one_table_of_architectures_for_both_families():
     assert {"wrn-28-10", "wrn-10-2", "mimoconv-28-10", "mimoconv-10-2"} == set(
         list_models("mimoconv")
     )
-    assert len(list_models("mimoformer")) == 33
+    assert len(list_models("mimoformer")) == 39  # 33 of the reference + 6 seq-fashion-mnist
     assert list_models() == sorted(ARCHITECTURES)
     assert set(list_models()) == set(list_models("mimoconv")) | set(list_models("mimoformer"))
     for name in list_models():
@@ -69,7 +69,8 @@ def test_a_name_far_from_every_known_one_lists_some_known_names():
     with pytest.raises(UnknownNameError, match="Known: ") as caught:
         get_dataset("zzzz")
     assert caught.value.suggestions == []
-    assert closest_matches("fashion", list(DATASETS)) == ["fashion-mnist"]
+    # the nearest first
+    assert closest_matches("fashion", list(DATASETS)) == ["fashion-mnist", "seq-fashion-mnist"]
 
 
 def test_dataset_names_accept_underscores_and_aliases():
@@ -77,7 +78,14 @@ def test_dataset_names_accept_underscores_and_aliases():
     assert get_dataset("Fashion-MNIST").name == "fashion-mnist"
     assert get_dataset("svhn_cropped").name == "svhn"
     assert list_datasets("image") == ["cifar10", "cifar100", "svhn", "mnist", "fashion-mnist"]
-    assert list_datasets("lra") == ["listops", "text", "retrieval", "image", "pathfinder"]
+    assert list_datasets("lra") == [
+        "listops",
+        "text",
+        "retrieval",
+        "image",
+        "pathfinder",
+        "seq-fashion-mnist",
+    ]
     with pytest.raises(UnknownNameError, match="Unknown Long Range Arena task 'cifar10'"):
         get_dataset("cifar10", family="lra")
 
@@ -92,7 +100,7 @@ def test_lra_vocabularies_live_in_the_dataset_table():
 
 
 def test_recipe_names_are_architecture_dot_dataset_and_regime():
-    assert len(RECIPES) == 25 + 33
+    assert len(RECIPES) == 25 + 39
     for name, recipe in RECIPES.items():
         architecture, _, tag = name.partition(".")
         assert architecture == recipe.architecture, name

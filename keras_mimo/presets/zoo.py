@@ -256,20 +256,27 @@ def _image_material(trained, info, data_dir, bundled_root):
 
 def _lra_material(trained, info, run_config, data_dir, bundled_root):
     """The float32 preset model of a Long Range Arena run, its test split and bundled subset
-    (written from that test split into ``zoo/data/<task>`` when it is not there yet)."""
+    (written from that test split into ``zoo/data/<task>`` when it is not there yet).
+
+    A task that reads an image dataset as tokens (seq-fashion-mnist) finds its data as the image
+    recipes do (``data_dir`` optional) and reads the bundled images of that dataset."""
     from keras_mimo.presets.bundled import (
+        IMAGES_AS_TOKENS,
         bundled_folder,
         describe_bundled,
         load_bundled,
         write_bundled,
     )
 
-    if data_dir is None:
+    if data_dir is None and info.name not in IMAGES_AS_TOKENS:
         raise PresetError(
             f"exporting a {info.title} run needs --data-dir: the folder of the data it trained on."
         )
     options = dict(run_config.get("data_options") or {})
-    if not (bundled_folder(info.name, bundled_root) / "basic_test.tsv").is_file():
+    if (
+        info.name in IMAGES_AS_TOKENS  # writes nothing when the images are bundled already
+        or not (bundled_folder(info.name, bundled_root) / "basic_test.tsv").is_file()
+    ):
         write_bundled(info.name, data_dir=data_dir, root=bundled_root)
     tokens, labels = lra_examples(info.name, "test", data_dir, options)
     return dict(

@@ -10,7 +10,7 @@ Names: ``{family}-{task}[-{variant}]``
   (attention in superposition, reference ``mimoformer``) or ``mimoformer-attmlp`` (the whole block
   in superposition, reference ``blockformer``);
 * task: ``listops``, ``text``, ``retrieval``, ``image``, ``pathfinder`` (the reference's
-  ``pathfinder32``, contour length 14);
+  ``pathfinder32``, contour length 14), and ``seq-fashion-mnist``, keras-mimo's own task (below);
 * variant: none = the "wide" model (one wide layer), ``-deep`` = the "deep" model (same total number
   of heads spread over several layers), and for Retrieval only ``-small``: the model the reference's
   ``lra_config.py`` actually runs for Retrieval (labelled "deep model" there, but smaller than the
@@ -34,9 +34,9 @@ that is the size of the position table the reference builds; the data stay 2000 
 
 Vocabulary sizes are those of keras-mimo's LRA tokenisers (``keras_mimo.registry.datasets``), not
 the reference's ``vocab_size`` upper bounds (32 ListOps, 512 elsewhere), which only size its
-embedding table: ListOps 19, Text and Retrieval 257 (bytes + 1), Image and Pathfinder 256 (grey
-levels, ``token_offset=0`` as LRA and the reference: a black pixel is token 0 and is masked like
-padding).
+embedding table: ListOps 19, Text and Retrieval 257 (bytes + 1), Image, Pathfinder and
+seq-fashion-mnist 256 (grey levels, ``token_offset=0`` as LRA and the reference: a black pixel is
+token 0 and is masked like padding).
 
 Training settings (``LRA_RECIPES``, per task; ``get_recipe('ARCHITECTURE.TASK')`` for one model):
 AdamW (betas 0.9 / 0.999, eps 1e-6), one-cycle schedule with linear warm-up to ``learning_rate``
@@ -53,32 +53,43 @@ of docs/design.md section 3 (ListOps 20k / Text 40k / Retrieval 60k / Image 70k 
 3000 / 6500 / 10000 / 10000 / 20800) are exactly those of ``lra_config.py``, so nothing had to be
 chosen between them.
 
-================ ===== ====== ==== ===== ====== ======= ===== ======= =====================
-task / variant   emb   hidden head  heads layers max_len vocab classes reference block
-================ ===== ====== ==== ===== ====== ======= ===== ======= =====================
-listops          512   2048   64   48    1      2048    19    10      active ("wide")
-listops-deep     512   2048   64   8     6      2048    19    10      commented ("deep")
-text             512   2048   64   48    1      4096    257   2       commented ("wide")
-text-deep        512   2048   64   8     6      4096    257   2       active ("deep")
-retrieval        128   512    32   16    1      4096    257   2       commented ("wide"), dual
-retrieval-deep   128   512    32   4     4      4096    257   2       commented ("deep"), dual
-retrieval-small  32    64     32   2     2      4096    257   2       active ("deep"), dual
-image            64    128    64   12    1      1024    256   10      active ("wide")
-image-deep       64    128    64   4     3      1024    256   10      commented ("deep")
-pathfinder       128   128    128  32    1      1024    256   2       active ("wide")
-pathfinder-deep  128   128    128  8     4      1024    256   2       commented ("deep")
-================ ===== ====== ==== ===== ====== ======= ===== ======= =====================
+``seq-fashion-mnist`` (sequential Fashion-MNIST: the 28 x 28 grey images as 784 pixel tokens,
+:mod:`keras_mimo.data.lra.seq_fashion_mnist`) is keras-mimo's own task: it is neither in the Long
+Range Arena nor in the reference, so no number of its rows comes from them. It is LRA's Image task
+on other images, so it takes Image's models (wide and deep), grids and training settings
+unchanged; only the position table differs, 1024 = 784 rounded up to a power of two as for every
+task (Image's 1024 tokens give 1024 too). Its data are local (Debian's dataset-fashion-mnist),
+its train split 54000 sequences (Image: 45000).
 
-=========== ===== ======= ====== ====== ======== ===== ===== ======= ========= =========
-task        batch lr      warmup steps  MIMO wu  eval  eval  att.    att.+MLP  data
-                                                  freq  steps M x N   M x N     length
-=========== ===== ======= ====== ====== ======== ===== ===== ======= ========= =========
-listops     64    1e-4    1000   20000  3000     50    62    4 x 4   2 x 2     2000
-text        32    1e-4    8000   40000  6500     500   781   4 x 4   2 x 2     4000
-retrieval   32    1e-4    800    60000  10000    300   565   4 x 4   4 x 4     2 x 4000
-image       256   1e-4    175    70000  10000    175   20    4 x 4   2 x 2     1024
-pathfinder  256   1e-4    312    124800 20800    312   312   4 x 4   2 x 2     1024
-=========== ===== ======= ====== ====== ======== ===== ===== ======= ========= =========
+====================== ===== ====== ==== ===== ====== ======= ===== ======= =====================
+task / variant         emb   hidden head  heads layers max_len vocab classes reference block
+====================== ===== ====== ==== ===== ====== ======= ===== ======= =====================
+listops                512   2048   64   48    1      2048    19    10      active ("wide")
+listops-deep           512   2048   64   8     6      2048    19    10      commented ("deep")
+text                   512   2048   64   48    1      4096    257   2       commented ("wide")
+text-deep              512   2048   64   8     6      4096    257   2       active ("deep")
+retrieval              128   512    32   16    1      4096    257   2       commented ("wide"), dual
+retrieval-deep         128   512    32   4     4      4096    257   2       commented ("deep"), dual
+retrieval-small        32    64     32   2     2      4096    257   2       active ("deep"), dual
+image                  64    128    64   12    1      1024    256   10      active ("wide")
+image-deep             64    128    64   4     3      1024    256   10      commented ("deep")
+pathfinder             128   128    128  32    1      1024    256   2       active ("wide")
+pathfinder-deep        128   128    128  8     4      1024    256   2       commented ("deep")
+seq-fashion-mnist      64    128    64   12    1      1024    256   10      ours: image's
+seq-fashion-mnist-deep 64    128    64   4     3      1024    256   10      ours: image-deep's
+====================== ===== ====== ==== ===== ====== ======= ===== ======= =====================
+
+================= ===== ======= ====== ====== ======== ===== ===== ======= ========= =========
+task              batch lr      warmup steps  MIMO wu  eval  eval  att.    att.+MLP  data
+                                                        freq  steps M x N   M x N     length
+================= ===== ======= ====== ====== ======== ===== ===== ======= ========= =========
+listops           64    1e-4    1000   20000  3000     50    62    4 x 4   2 x 2     2000
+text              32    1e-4    8000   40000  6500     500   781   4 x 4   2 x 2     4000
+retrieval         32    1e-4    800    60000  10000    300   565   4 x 4   4 x 4     2 x 4000
+image             256   1e-4    175    70000  10000    175   20    4 x 4   2 x 2     1024
+pathfinder        256   1e-4    312    124800 20800    312   312   4 x 4   2 x 2     1024
+seq-fashion-mnist 256   1e-4    175    70000  10000    175   20    4 x 4   2 x 2     784 (ours)
+================= ===== ======= ====== ====== ======== ===== ===== ======= ========= =========
 
 Weight decay is 0 everywhere. Each architecture ``A`` has one recipe, ``A.TASK`` (for example
 ``mimoformer-att-listops.listops``): ``keras-mimo train --recipe A.TASK`` reproduces its row
@@ -250,6 +261,14 @@ LRA_RECIPES = {
     ),  # curv_contour_length_14
 }
 
+# keras-mimo's own tasks, in neither LRA nor the reference -> the LRA task whose models (wide and
+# deep), grids and training settings they take unchanged (their loaders take its data options).
+OWN_TASKS = {"seq-fashion-mnist": "image"}
+for _task, _like in OWN_TASKS.items():
+    _ARCH[_task] = {variant: dict(arch) for variant, arch in _ARCH[_like].items()}
+    _CAPACITY[_task] = dict(_CAPACITY[_like])
+    LRA_RECIPES[_task] = {**LRA_RECIPES[_like], "data": dict(LRA_RECIPES[_like]["data"])}
+
 # Shared by every recipe (run_tasks.py).
 # PyTorch's OneCycleLR (defaults div_factor 25, final_div_factor 1e4, cycle_momentum=True) starts at
 # learning_rate / 25, ends at learning_rate / 25e4 and, on AdamW, also cycles beta_1 linearly
@@ -296,9 +315,18 @@ def lra_architectures():
                 layers = arch["num_layers"]
                 heads = f"{arch['num_heads']} heads x {layers} layer{'s' * (layers > 1)}"
                 grid = "" if attention == "performer" else f", grid {capacity[0]} x {capacity[1]}"
+                if task in OWN_TASKS:
+                    like = OWN_TASKS[task]
+                    task_words = (
+                        f"{task} (keras-mimo's own task, not in LRA nor in the reference; "
+                        f"LRA {like}'s model and settings)"
+                    )
+                    reference = f"as reference {ref_name} on {like}"
+                else:
+                    task_words, reference = task, f"reference {ref_name}"
                 description = (
-                    f"LRA {task}: {words}{grid}, {label[variant]} model "
-                    f"({arch['embedding_dim']}-dim, {heads}; reference {ref_name})."
+                    f"LRA {task_words}: {words}{grid}, {label[variant]} model "
+                    f"({arch['embedding_dim']}-dim, {heads}; {reference})."
                 )
                 facts = dict(task=task, variant=variant, attention=attention, capacity=capacity)
                 entries[_name(prefix, task, variant)] = (class_name, kwargs, description, facts)

@@ -6,19 +6,22 @@ N) or ``dynamic`` (capacity 4, a batch at N = 4 with probability 0.8, else at N 
 Range Arena architectures are sized per task, so their one recipe is ``{architecture}.{task}``.
 The preset a recipe trains carries the recipe's name.
 
-==========================================  =================================================
-recipe                                      what it reproduces (defaults are the paper's)
-==========================================  =================================================
-wrn-28-10.cifar10                           CIFAR-10 WideResNet-28-10 baseline, 200 epochs
-mimoconv-28-10.cifar10-n1 / -n2 / -n4       CIFAR-10 MIMOConv at N = 1, 2, 4, 1200 epochs
-mimoconv-28-10.cifar10-dynamic              CIFAR-10 dynamic model, validated at N = 4, 2, 1
-... .cifar100-..., ... .svhn-...            the same for CIFAR-100 and SVHN (no dynamic)
-wrn-10-2.mnist, mimoconv-10-2.mnist-n2 ...  MNIST (20x20 centre crops), 200 epochs
-mimoconv-10-2.mnist-dynamic16               MNIST, capacity 16 served at N = 1 ... 16
-wrn-10-2.fashion-mnist, ...                 Fashion-MNIST likewise (this project's runs)
-performer-listops.listops, ...              every LRA architecture on its task
-mimoformer-att-listops.listops, ...         (reference settings, keras_mimo.registry.lra)
-==========================================  =================================================
+==============================================  =================================================
+recipe                                          what it reproduces (defaults are the paper's)
+==============================================  =================================================
+wrn-28-10.cifar10                               CIFAR-10 WideResNet-28-10 baseline, 200 epochs
+mimoconv-28-10.cifar10-n1 / -n2 / -n4           CIFAR-10 MIMOConv at N = 1, 2, 4, 1200 epochs
+mimoconv-28-10.cifar10-dynamic                  CIFAR-10 dynamic model, validated at N = 4, 2, 1
+... .cifar100-..., ... .svhn-...                the same for CIFAR-100 and SVHN (no dynamic)
+wrn-10-2.mnist, mimoconv-10-2.mnist-n2 ...      MNIST (20x20 centre crops), 200 epochs
+mimoconv-10-2.mnist-dynamic16                   MNIST, capacity 16 served at N = 1 ... 16
+wrn-10-2.fashion-mnist, ...                     Fashion-MNIST likewise (this project's runs)
+performer-listops.listops, ...                  every LRA architecture on its task
+mimoformer-att-listops.listops, ...             (reference settings, keras_mimo.registry.lra)
+performer-seq-fashion-mnist.seq-fashion-mnist   keras-mimo's own LRA-style task (in neither LRA
+mimoformer-att-seq-fashion-mnist.seq-..., ...   nor the reference): Fashion-MNIST as 784 pixel
+                                                tokens, with LRA Image's models and settings
+==============================================  =================================================
 
 Image recipes train with ``FilteredSGD`` (PyTorch SGD semantics, coupled weight decay 1e-5
 skipping PReLU/SReLU parameters, gradient filter factor 10, global clip norm 1e3), the cosine
@@ -362,6 +365,10 @@ QUICK_LRA_MODEL = dict(
 )
 QUICK_LENGTH = 64
 LENGTH_TASKS = ("listops", "text", "retrieval")  # the tasks whose sequence length can change
+QUICK_EXAMPLES = 64
+# Tasks whose full data are always local (found automatically): --quick reads only the first
+# QUICK_EXAMPLES sequences of each split (ListOps instead generates a tiny set).
+EXAMPLES_TASKS = ("seq-fashion-mnist",)
 
 
 def quick(recipe):
@@ -369,7 +376,8 @@ def quick(recipe):
 
     Image: a depth-10, width-1 body with a 16-channel stem, 2 epochs, 4 superpositions per batch,
     the first 64 training and 32 test examples. LRA: a one-layer, 16-wide model, sequences of at
-    most 64 tokens, 4 steps of 2 bundles, validation every 2 steps on 2 batches.
+    most 64 tokens, 4 steps of 2 bundles, validation every 2 steps on 2 batches; seq-fashion-mnist
+    reads the first 64 images of each split.
     """
     recipe = get_recipe(recipe)
     if recipe.family == "image":
@@ -385,6 +393,8 @@ def quick(recipe):
     data_options = dict(recipe.data_options)
     if recipe.dataset in LENGTH_TASKS:
         data_options["max_length"] = QUICK_LENGTH
+    if recipe.dataset in EXAMPLES_TASKS:
+        data_options["max_examples"] = QUICK_EXAMPLES
     return recipe.replace(
         name=recipe.name + "-quick",
         model_overrides={**recipe.model_overrides, **QUICK_LRA_MODEL},

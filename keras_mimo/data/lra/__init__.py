@@ -6,15 +6,25 @@ that ``mask = tokens != 0``, int32 labels. Training splits are shuffled with ``s
 last incomplete batch; 'dev' and 'test' keep every example, in file order. Without the data a
 :class:`LRADataNotFoundError` says how to get it.
 
-=========== ============================== ========= ======= ======================================
-task        loader                         length    classes data
-=========== ============================== ========= ======= ======================================
-listops     :func:`listops_dataset`        2000      10      :func:`write_listops_splits`, release
-text        :func:`imdb_bytes_dataset`     1000/4000 2       tfds ``imdb_reviews``
-retrieval   :func:`retrieval_dataset`      2 x 4000  2       release ``tsv_data/new_aan_pairs.*``
-image       :func:`cifar10_grey_dataset`   1024      10      tfds ``cifar10``
-pathfinder  :func:`pathfinder_dataset`     1024      2       release ``pathfinder32/<difficulty>``
-=========== ============================== ========= ======= ======================================
+================= ================================= ========= ======= ==============================
+task              loader                            length    classes data
+================= ================================= ========= ======= ==============================
+listops           :func:`listops_dataset`           2000      10      :func:`write_listops_splits`,
+                                                                      release
+text              :func:`imdb_bytes_dataset`        1000/4000 2       tfds ``imdb_reviews``
+retrieval         :func:`retrieval_dataset`         2 x 4000  2       release
+                                                                      ``tsv_data/new_aan_pairs.*``
+image             :func:`cifar10_grey_dataset`      1024      10      tfds ``cifar10``
+pathfinder        :func:`pathfinder_dataset`        1024      2       release
+                                                                      ``pathfinder32/<difficulty>``
+seq-fashion-mnist :func:`seq_fashion_mnist_dataset` 784       10      Fashion-MNIST IDX files, found
+                                                                      as the image recipes do
+================= ================================= ========= ======= ==============================
+
+``seq-fashion-mnist`` (sequential Fashion-MNIST) is keras-mimo's own task, in neither the Long
+Range Arena nor the MIMOFormer reference: LRA's Image task on Fashion-MNIST's 28 x 28 grey images
+(the raw pixel values, row by row; splits train[:90%] / train[90%:] / test as Image's), trained
+with Image's settings.
 
 ``lra_dataset(task, split, **options)`` picks the loader by task name.
 """
@@ -59,6 +69,13 @@ from keras_mimo.data.lra.retrieval import (
     RETRIEVAL_VOCAB_SIZE,
     retrieval_dataset,
 )
+from keras_mimo.data.lra.seq_fashion_mnist import (
+    SEQ_FASHION_MNIST_LENGTH,
+    SEQ_FASHION_MNIST_NUM_CLASSES,
+    SEQ_FASHION_MNIST_VOCAB_SIZE,
+    fashion_mnist_tokens,
+    seq_fashion_mnist_dataset,
+)
 from keras_mimo.data.lra.text import TEXT_NUM_CLASSES, TEXT_VOCAB_SIZE, imdb_bytes_dataset
 
 LRA_TASKS = {
@@ -68,6 +85,12 @@ LRA_TASKS = {
     "retrieval": (retrieval_dataset, RETRIEVAL_NUM_CLASSES, RETRIEVAL_VOCAB_SIZE, 4000),
     "image": (cifar10_grey_dataset, IMAGE_NUM_CLASSES, IMAGE_VOCAB_SIZE, 1024),
     "pathfinder": (pathfinder_dataset, PATHFINDER_NUM_CLASSES, PATHFINDER_VOCAB_SIZE, 1024),
+    "seq-fashion-mnist": (  # keras-mimo's own task, with LRA Image's settings
+        seq_fashion_mnist_dataset,
+        SEQ_FASHION_MNIST_NUM_CLASSES,
+        SEQ_FASHION_MNIST_VOCAB_SIZE,
+        SEQ_FASHION_MNIST_LENGTH,
+    ),
 }
 
 
@@ -119,4 +142,9 @@ __all__ = [
     "PATHFINDER_VOCAB_SIZE",
     "pathfinder_dataset",
     "pathfinder_examples",
+    "SEQ_FASHION_MNIST_LENGTH",
+    "SEQ_FASHION_MNIST_NUM_CLASSES",
+    "SEQ_FASHION_MNIST_VOCAB_SIZE",
+    "fashion_mnist_tokens",
+    "seq_fashion_mnist_dataset",
 ]
