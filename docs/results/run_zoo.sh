@@ -22,7 +22,7 @@ export_run() {  # recipe [baseline]
 mkdir -p runs/zoo
 case ${1:-all} in fashion-mnist|all)
   ( train wrn-10-2.fashion-mnist 16 && train $R-n2 48 $MIMO --model-override initial_width=1 ) &
-  ( train $R-n4 60 $MIMO --model-override initial_width=1 &&
+  ( train $R-n4 85 $MIMO --model-override initial_width=1 &&
     train $R-dynamic 45 $MIMO --model-override initial_width=1 ) &
   wait
   export_run wrn-10-2.fashion-mnist
